@@ -1,0 +1,232 @@
+"""Statistics cache: what the proxy search reads, one safetensors file per architecture.
+
+Layout of a cache directory::
+
+    manifest.json        benchmark, variant, extraction settings, their key, arch keys, target, strata, split
+    arch_0000.safetensors
+    arch_0001.safetensors
+    ...
+
+Each architecture file holds, per proxy input ``X`` with ``S`` sites:
+
+* ``table.X``  float64 [20, 20, S]  ``mean(op_j(op_i(X[s])))`` for every two-op chain (``ops.branch_table``);
+* ``sample.X`` float32 [S, R, C]    a bounded, seeded sample of each site (rows of dim 0 × columns of the rest),
+  used only by chains longer than two ops;
+
+and, as JSON in the safetensors metadata, ``key`` (the manifest key: a file from other settings is stale),
+``index``, ``descriptors``, ``baselines``, ``baseline_seconds`` and ``seconds`` (extraction time).
+Files are written atomically (temporary file + rename): a file that exists is complete.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
+
+from lpzero_core.benchmarks.base import INPUTS
+from lpzero_core.errors import LPZeroError
+from lpzero_core.ops import TABLE_INDEX, apply_chain
+
+#: bump when the meaning of stored statistics changes; part of every cache key
+EXTRACTION_VERSION = 1
+SAMPLE_ROWS, SAMPLE_COLS = 16, 128
+
+
+def cache_root() -> Path:
+    """Where caches live: ``$LPZERO_CACHE_DIR``, else ``<repo>/data/cache`` (git-ignored)."""
+    return Path(os.environ.get("LPZERO_CACHE_DIR") or Path(__file__).resolve().parent.parent / "data" / "cache")
+
+
+def cache_dir(settings: dict) -> Path:
+    """The cache directory of one extraction: ``<root>/<benchmark>-<variant>-<key>``."""
+    return cache_root() / f"{settings['benchmark']}-{settings['variant']}-{cache_key(settings)}"
+
+
+def cache_key(settings: dict) -> str:
+    """Short hash of the extraction settings (benchmark, variant, batch, seed, version, ...)."""
+    blob = json.dumps({**settings, "version": EXTRACTION_VERSION}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def site_sample(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Bounded sample [R, C] of one site: view as (dim 0, rest), pick R rows and C columns (sorted, seeded;
+    with replacement only where the tensor has fewer rows/columns than R/C)."""
+    x = x.detach().reshape(1, 1) if x.dim() == 0 else x.detach().reshape(x.shape[0], -1)
+
+    def pick(size: int, k: int) -> torch.Tensor:
+        idx = torch.randperm(size, generator=generator)[:k] if size >= k else torch.randint(size, (k,), generator=generator)
+        return idx.sort().values
+
+    return x[pick(x.shape[0], SAMPLE_ROWS)][:, pick(x.shape[1], SAMPLE_COLS)].float()
+
+
+def arch_path(directory: Path, index: int) -> Path:
+    return Path(directory) / f"arch_{index:04d}.safetensors"
+
+
+def write_arch(directory: Path, index: int, tables: dict[str, np.ndarray], samples: dict[str, np.ndarray],
+               meta: dict) -> None:
+    """Atomically write one architecture's statistics."""
+    tensors = {f"table.{k}": np.ascontiguousarray(v, dtype=np.float64) for k, v in tables.items()}
+    tensors |= {f"sample.{k}": np.ascontiguousarray(v, dtype=np.float32) for k, v in samples.items()}
+    path = arch_path(directory, index)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    save_file(tensors, tmp, metadata={"meta": json.dumps({**meta, "index": index})})
+    os.replace(tmp, path)
+
+
+def read_arch(directory: Path, index: int, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    """One architecture's tensors and metadata, or None when missing, corrupt or stale (wrong key)."""
+    path = arch_path(directory, index)
+    if not path.exists():
+        return None
+    try:
+        tensors = load_file(path)
+        with safe_open(path, "np") as f:
+            meta = json.loads(f.metadata()["meta"])
+    except (SafetensorError, OSError, KeyError, ValueError):
+        return None
+    if meta.get("key") != key or any(f"table.{x}" not in tensors for x in INPUTS):
+        return None
+    return tensors, meta
+
+
+def missing_archs(directory: Path, key: str, indices) -> list[int]:
+    """Indices whose file is absent, corrupt or stale: exactly what an extraction must (re)compute."""
+    return [i for i in indices if read_arch(directory, i, key) is None]
+
+
+@dataclass
+class StatsCache:
+    """All statistics of one benchmark extraction, in memory, ready for vectorised proxy evaluation.
+
+    ``tables[X]`` is float64 [A, 20, 20, S_max] (zero-padded past ``n_sites[X][a]``); ``samples[X]`` is a list of
+    per-architecture [S, R, C] arrays. ``branch(X, ops)`` memoises per-site branch values over all architectures.
+    """
+
+    manifest: dict
+    tables: dict[str, np.ndarray]
+    n_sites: dict[str, np.ndarray]
+    samples: dict[str, list[np.ndarray]]
+    descriptors: pd.DataFrame
+    baselines: pd.DataFrame
+    baseline_seconds: pd.DataFrame
+    _memo: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+    @property
+    def target(self) -> np.ndarray:
+        return np.asarray(self.manifest["target"], dtype=np.float64)
+
+    @property
+    def strata(self) -> np.ndarray:
+        return np.asarray(self.manifest["strata"])
+
+    @property
+    def search_ids(self) -> np.ndarray:
+        return np.asarray(self.manifest["search_ids"], dtype=int)
+
+    @property
+    def heldout_ids(self) -> np.ndarray:
+        return np.setdiff1d(np.arange(len(self)), self.search_ids)
+
+    @property
+    def name(self) -> str:
+        return self.manifest["benchmark"]
+
+    @classmethod
+    def from_arrays(cls, manifest: dict, per_arch: list[tuple[dict[str, np.ndarray], dict]]) -> "StatsCache":
+        """Assemble from per-architecture (tensors, meta) pairs in index order."""
+        tables, n_sites, samples = {}, {}, {}
+        for x in INPUTS:
+            per = [t[f"table.{x}"] for t, _ in per_arch]
+            n = np.array([p.shape[-1] for p in per])
+            stacked = np.zeros((len(per), *per[0].shape[:2], max(n.max(), 1)))
+            for a, p in enumerate(per):
+                stacked[a, :, :, : p.shape[-1]] = p
+            tables[x], n_sites[x] = stacked, n
+            samples[x] = [t[f"sample.{x}"] for t, _ in per_arch]
+        metas = [m for _, m in per_arch]
+        frame = lambda key: pd.DataFrame([m.get(key, {}) for m in metas], index=manifest["arch_keys"])
+        return cls(manifest, tables, n_sites, samples, frame("descriptors"), frame("baselines"),
+                   frame("baseline_seconds"))
+
+    @classmethod
+    def load(cls, directory: Path) -> "StatsCache":
+        """Load a complete cache; an incomplete one names the missing architectures and how to finish it."""
+        directory = Path(directory)
+        manifest_path = directory / "manifest.json"
+        if not manifest_path.exists():
+            raise LPZeroError(f"no statistics cache at {directory} (missing manifest.json); run `lpzero extract` first")
+        manifest = json.loads(manifest_path.read_text())
+        per_arch, missing = [], []
+        for i in range(len(manifest["arch_keys"])):
+            item = read_arch(directory, i, manifest["key"])
+            (missing.append(i) if item is None else per_arch.append(item))
+        if missing:
+            raise LPZeroError(f"statistics cache {directory} is incomplete: {len(missing)} of "
+                              f"{len(manifest['arch_keys'])} architectures missing or stale (first: {missing[0]}); "
+                              f"rerun the same `lpzero extract` command to finish it")
+        return cls.from_arrays(manifest, per_arch)
+
+    def subset(self, ids) -> "StatsCache":
+        """A cache restricted to architectures ``ids`` (re-indexed 0..len(ids)-1); search ids are kept if inside."""
+        ids = np.asarray(ids)
+        position = {int(i): k for k, i in enumerate(ids)}
+        manifest = dict(self.manifest)
+        for key in ("arch_keys", "target", "strata"):
+            manifest[key] = [self.manifest[key][i] for i in ids]
+        manifest["search_ids"] = [position[i] for i in self.search_ids if i in position]
+        return StatsCache(manifest, {x: t[ids] for x, t in self.tables.items()},
+                          {x: n[ids] for x, n in self.n_sites.items()},
+                          {x: [s[i] for i in ids] for x, s in self.samples.items()},
+                          self.descriptors.iloc[ids], self.baselines.iloc[ids], self.baseline_seconds.iloc[ids])
+
+    def branch(self, name: str, ops: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """Per-site branch values [A, S_max] (zero past ``n_sites``) and site counts [A], memoised.
+
+        Chains of ≤ 2 ops are read from the full-fidelity table (shorter chains padded with ``no_op``); longer
+        chains are evaluated on the stored samples, all sites at once with ``torch.vmap``.
+        """
+        memo_key = (name, ops)
+        if memo_key not in self._memo:
+            if len(ops) <= 2:
+                i, j = (TABLE_INDEX[op] for op in (*ops, "no_op", "no_op")[:2])
+                values = self.tables[name][:, i, j, :]
+            else:
+                values = self._sampled_branch(name, ops)
+            self._memo[memo_key] = (values, self.n_sites[name])
+        return self._memo[memo_key]
+
+    def _sampled_branch(self, name: str, ops: tuple[str, ...]) -> np.ndarray:
+        samples = self.samples[name]
+        flat = torch.from_numpy(np.concatenate(samples, axis=0))
+        chain = torch.vmap(lambda s: apply_chain(s, ops).mean(dtype=torch.float64))
+        means = chain(flat).numpy()
+        values = np.zeros((len(samples), self.tables[name].shape[-1]))
+        start = 0
+        for a, s in enumerate(samples):
+            values[a, : len(s)] = means[start:start + len(s)]
+            start += len(s)
+        return values

@@ -1,0 +1,94 @@
+"""Rule-based Pruning Strategy (RPS): reject unpromising proxies before they cost a full evaluation.
+
+Static rules (genotype only, no evaluation):
+
+* ``both_disconnected`` — both branches dropped: the proxy is undefined (this one applies with RPS off too).
+* ``constant_branch``  — a live branch is constant by construction, whatever the network: softmax / logsoftmax /
+  normalize / min_max_normalize of a scalar (→ 1, 0, 0, 0), std of a scalar (→ NaN), anything after those, or a
+  final ``normalize`` (its mean is 0). Such a proxy is constant or rank-equivalent to the one-branch proxy that
+  ``disconnect`` already reaches. (This rejects LPZero's released FlexiBERT proxy, whose second branch is
+  logsoftmax(‖A‖_F) = 0; it is evaluated as a named proxy instead.)
+* ``duplicate``        — its canonical form (``canonical_key``) was evaluated before.
+
+Dynamic rules (on the first ``k`` search architectures, before the rest are scored):
+
+* ``non_finite`` — a value is NaN or ±inf;
+* ``zero``       — a value is exactly 0 (the original's error marker);
+* ``constant``   — the first k values are all equal.
+
+After a full evaluation, ``undefined_correlation`` marks a fitness that is NaN (with RPS on or off).
+"""
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+from lpzero_core.ops import SCALAR_OPS
+from lpzero_core.proxy import Proxy
+
+_CONSTANT_ON_SCALAR = frozenset({"softmax", "logsoftmax", "normalize", "min_max_normalize", "to_std_scalar"})
+_COMMUTATIVE = frozenset({"element_wise_sum", "element_wise_product", "matrix_multiplication"})
+
+
+def constant_by_construction(ops: tuple[str, ...]) -> bool:
+    """Whether a branch's per-site value cannot depend on its input."""
+    scalar = False
+    for name in ops:
+        if scalar and name in _CONSTANT_ON_SCALAR:
+            return True
+        scalar = scalar or name in SCALAR_OPS
+    return bool(ops) and ops[-1] == "normalize"
+
+
+def canonical_key(proxy: Proxy) -> tuple:
+    """A key equal for genotypes that compute the same proxy: ``no_op`` removed, a dropped branch reduced to the
+    other branch, operands of commutative binary ops sorted."""
+    branches = [(proxy.inputs[k], tuple(op for op in proxy.ops[k] if op != "no_op"))
+                for k in (0, 1) if not proxy.dropped(k)]
+    if len(branches) == 1:
+        return ("single", branches[0], proxy.agg)
+    if proxy.binary in _COMMUTATIVE:
+        branches.sort()
+    return (proxy.binary, *branches, proxy.agg)
+
+
+class RPS:
+    """Applies the rules and counts rejections per rule. ``enabled=False`` keeps only what makes a proxy
+    undefined (``both_disconnected``, ``undefined_correlation``): the paper's without-RPS ablation."""
+
+    def __init__(self, enabled: bool = True, k: int = 4):
+        self.enabled, self.k = enabled, k
+        self.rejected: Counter = Counter()
+        self.seen: set = set()
+
+    def static(self, proxy: Proxy) -> str | None:
+        if proxy.dropped(0) and proxy.dropped(1):
+            return self._reject("both_disconnected")
+        if not self.enabled:
+            return None
+        if any(constant_by_construction(proxy.ops[k]) for k in (0, 1) if not proxy.dropped(k)):
+            return self._reject("constant_branch")
+        key = repr(canonical_key(proxy))
+        if key in self.seen:
+            return self._reject("duplicate")
+        self.seen.add(key)
+        return None
+
+    def dynamic(self, first_values: np.ndarray) -> str | None:
+        if not self.enabled:
+            return None
+        if not np.isfinite(first_values).all():
+            return self._reject("non_finite")
+        if (first_values == 0).any():
+            return self._reject("zero")
+        if len(first_values) >= 2 and (first_values == first_values[0]).all():
+            return self._reject("constant")
+        return None
+
+    def undefined(self) -> str:
+        return self._reject("undefined_correlation")
+
+    def _reject(self, rule: str) -> str:
+        self.rejected[rule] += 1
+        return rule
