@@ -76,16 +76,18 @@ def locate(relpath: str, download: bool | None = None) -> Path:
     if download is None:
         download = os.environ.get("LPZERO_OFFLINE", "") in ("", "0")
     url = source_url(relpath)
-    try:
-        if not download:
-            raise OSError("downloads disabled by LPZERO_OFFLINE")
-        payload = _fetch(url)
-    except OSError as err:
+    payload, reason = None, "downloads are disabled"
+    if download:
+        try:
+            payload = _fetch(url)
+        except OSError as err:
+            reason = str(err)
+    if payload is None:
         raise LPZeroError(
-            f"{relpath}: not found (searched {', '.join(map(str, roots))}) and not downloaded from {url} ({err}); "
+            f"{relpath}: not found (searched {', '.join(map(str, roots))}) and not downloaded from {url} ({reason}); "
             f"provide it by setting LPZERO_DATA_DIR to a folder holding {relpath}, by copying it to "
             f"{REPO_ROOT / 'data' / relpath}, or by allowing the download (network access, LPZERO_OFFLINE unset)"
-        ) from None
+        )
     digest = hashlib.sha256(payload).hexdigest()
     if digest != _expected(relpath):
         raise LPZeroError(
