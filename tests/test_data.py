@@ -109,7 +109,7 @@ def test_missing_and_offline_is_one_line_with_three_ways(monkeypatch, tmp_path):
 def test_offline_env_forbids_download(monkeypatch, tmp_path):
     isolate(monkeypatch, tmp_path, fetch=lambda url: pytest.fail("must not download"))
     monkeypatch.setenv("LPZERO_OFFLINE", "1")
-    with pytest.raises(LPZeroError, match="LPZERO_OFFLINE"):
+    with pytest.raises(LPZeroError, match="downloads are disabled.*LPZERO_OFFLINE unset"):
         data.locate(FILES[3])
 
 
