@@ -14,7 +14,8 @@ Each architecture file holds, per proxy input ``X`` with ``S`` sites:
   used only by chains longer than two ops;
 
 and, as JSON in the safetensors metadata, ``key`` (the manifest key: a file from other settings is stale),
-``index``, ``descriptors``, ``baselines``, ``baseline_seconds`` and ``seconds`` (extraction time).
+``index``, ``descriptors``, ``baselines``, ``baseline_seconds`` and ``seconds`` (time to extract the proxy
+inputs and their tables).
 Files are written atomically (temporary file + rename): a file that exists is complete.
 """
 from __future__ import annotations
@@ -130,6 +131,7 @@ class StatsCache:
     descriptors: pd.DataFrame
     baselines: pd.DataFrame
     baseline_seconds: pd.DataFrame
+    extract_seconds: np.ndarray
     _memo: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
@@ -170,25 +172,34 @@ class StatsCache:
         metas = [m for _, m in per_arch]
         frame = lambda key: pd.DataFrame([m.get(key, {}) for m in metas], index=manifest["arch_keys"])
         return cls(manifest, tables, n_sites, samples, frame("descriptors"), frame("baselines"),
-                   frame("baseline_seconds"))
+                   frame("baseline_seconds"), np.array([m.get("seconds", 0.0) for m in metas]))
 
     @classmethod
-    def load(cls, directory: Path) -> "StatsCache":
-        """Load a complete cache; an incomplete one names the missing architectures and how to finish it."""
+    def load(cls, directory: Path, allow_partial: bool = False) -> "StatsCache":
+        """Load a cache. An incomplete one is an error naming how to finish it, unless ``allow_partial``: then
+        the architectures present are kept (re-indexed; the search split keeps those it contains)."""
         directory = Path(directory)
         manifest_path = directory / "manifest.json"
         if not manifest_path.exists():
             raise LPZeroError(f"no statistics cache at {directory} (missing manifest.json); run `lpzero extract` first")
         manifest = json.loads(manifest_path.read_text())
-        per_arch, missing = [], []
-        for i in range(len(manifest["arch_keys"])):
-            item = read_arch(directory, i, manifest["key"])
-            (missing.append(i) if item is None else per_arch.append(item))
-        if missing:
-            raise LPZeroError(f"statistics cache {directory} is incomplete: {len(missing)} of "
-                              f"{len(manifest['arch_keys'])} architectures missing or stale (first: {missing[0]}); "
-                              f"rerun the same `lpzero extract` command to finish it")
-        return cls.from_arrays(manifest, per_arch)
+        items = {i: read_arch(directory, i, manifest["key"]) for i in range(len(manifest["arch_keys"]))}
+        present = [i for i, item in items.items() if item is not None]
+        missing = len(items) - len(present)
+        if missing and not allow_partial:
+            first = next(i for i, item in items.items() if item is None)
+            raise LPZeroError(f"statistics cache {directory} is incomplete: {missing} of {len(items)} architectures "
+                              f"missing or stale (first: {first}); rerun the same `lpzero extract` command to "
+                              f"finish it, or pass --allow-partial")
+        if not present:
+            raise LPZeroError(f"statistics cache {directory} holds no architecture yet; run `lpzero extract` first")
+        position = {i: k for k, i in enumerate(present)}
+        manifest = {**manifest, "arch_keys": [manifest["arch_keys"][i] for i in present],
+                    "target": [manifest["target"][i] for i in present],
+                    "strata": [manifest["strata"][i] for i in present],
+                    "search_ids": [position[i] for i in manifest["search_ids"] if i in position],
+                    "indices": present}
+        return cls.from_arrays(manifest, [items[i] for i in present])
 
     def subset(self, ids) -> "StatsCache":
         """A cache restricted to architectures ``ids`` (re-indexed 0..len(ids)-1); search ids are kept if inside."""
@@ -201,7 +212,8 @@ class StatsCache:
         return StatsCache(manifest, {x: t[ids] for x, t in self.tables.items()},
                           {x: n[ids] for x, n in self.n_sites.items()},
                           {x: [s[i] for i in ids] for x, s in self.samples.items()},
-                          self.descriptors.iloc[ids], self.baselines.iloc[ids], self.baseline_seconds.iloc[ids])
+                          self.descriptors.iloc[ids], self.baselines.iloc[ids], self.baseline_seconds.iloc[ids],
+                          self.extract_seconds[ids])
 
     def branch(self, name: str, ops: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
         """Per-site branch values [A, S_max] (zero past ``n_sites``) and site counts [A], memoised.

@@ -13,9 +13,13 @@ Conventions
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
+
+# std of one element is NaN by definition here (see the conventions above); torch's warning about it is noise
+warnings.filterwarnings("ignore", message=r"std\(\): degrees of freedom")
 
 EPS = 1e-9
 Tensor = torch.Tensor

@@ -167,8 +167,9 @@ class Proxy:
         if branches[0] is not None and branches[1] is not None:
             m = min(len(branches[0]), len(branches[1]))
             branches = [branches[0][:m], branches[1][:m]]
-        values = self.combine(*branches)
-        return float(values.mean() if self.agg == "mean" else values.sum())
+        with np.errstate(all="ignore"):
+            values = self.combine(*branches)
+            return float(values.mean() if self.agg == "mean" else values.sum())
 
     def evaluate(self, cache, ids: np.ndarray | None = None) -> np.ndarray:
         """Scores of architectures ``ids`` (default all) from a :class:`~lpzero_core.cache.StatsCache`.
@@ -192,9 +193,8 @@ class Proxy:
         width = max(b.shape[1] for b in branches if b is not None)
         mask = np.arange(width)[None, :] < n[:, None]
         pad = [None if b is None else np.pad(b, ((0, 0), (0, width - b.shape[1]))) for b in branches]
-        values = np.where(mask, self.combine(*pad), 0.0)
-        total = values.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(all="ignore"):  # non-finite values are reported by the caller, not warned about
+            total = np.where(mask, self.combine(*pad), 0.0).sum(axis=1)
             return total / n if self.agg == "mean" else total
 
 

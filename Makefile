@@ -1,0 +1,44 @@
+# LPZero workbench. `make demo` and `make test` set up .venv themselves (uv when available, else pip).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE ?= 1
+export MPLBACKEND ?= Agg
+# FlexiBERT architectures extracted by `make demo` (ids 0..DEMO_ARCHS-1; 0..49 are the search split).
+# DEMO_ARCHS=500 is the full benchmark.
+DEMO_ARCHS ?= 150
+
+.PHONY: venv test demo bench lab paper results clean-cache
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements.lock pyproject.toml
+	@if command -v uv >/dev/null 2>&1; then \
+	  echo "setting up $(VENV) with uv"; \
+	  uv venv -q --allow-existing -p 3.11 $(VENV) && \
+	  VIRTUAL_ENV=$(VENV) $$( [ -d /opt/wheels ] && echo UV_FIND_LINKS=/opt/wheels ) \
+	    uv pip install -q -r requirements.txt -c requirements.lock -e . ; \
+	else \
+	  echo "setting up $(VENV) with pip (install uv for a faster set-up)"; \
+	  $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && \
+	  $(BIN)/pip install -q -r requirements.txt -c requirements.lock -e . ; \
+	fi
+	@touch $@
+
+test: venv
+	$(BIN)/python -m pytest -q
+
+demo: venv
+	$(BIN)/lpzero extract --benchmark flexibert --archs 0:$(DEMO_ARCHS)
+	$(BIN)/lpzero search --benchmark flexibert --seed 0 --allow-partial --out runs/demo-flexibert
+
+bench: venv
+	$(BIN)/python bench/bench.py
+
+lab: venv
+	$(BIN)/python -m ipykernel install --user --name lpzero --display-name "LPZero (.venv)" >/dev/null
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+clean-cache:
+	rm -rf data/cache

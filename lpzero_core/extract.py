@@ -1,0 +1,186 @@
+"""Extraction: run each architecture once on one batch and fill the statistics cache.
+
+Per architecture ``i`` (pure function of benchmark, variant, batch settings, seed and ``i``):
+
+1. ``model = benchmark.build(i, seed)`` (seeded by (seed, i)); the batch is the benchmark's fixed text batch;
+2. forward hooks on the sites record ``act``, ``head`` and ``softmax`` outputs; the embedding output keeps its
+   gradient; one ``loss.backward()``; **then** ``grad`` (= ``weight.grad``) and ``jacobian`` (= d loss / d
+   embeddings) are read; hooks are removed whatever happens;
+3. per input and site: the full-fidelity 20×20 table of two-op chain means and a bounded sample (cache.py);
+4. descriptors (structure, parameter counts, FLOPs) and the hand-crafted baselines (on fresh models built with
+   the same seed, so in-place tricks such as synflow's |θ| never leak).
+
+Architectures run in-process (``workers=1``) or as Dask tasks on a local cluster (``workers=N``) or an existing
+one (``scheduler=ADDRESS``); workers return arrays and the client writes each file atomically, so the bytes are
+the same whichever way they were computed. A rerun computes only missing, corrupt or stale files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lpzero_core import baselines as baseline_proxies
+from lpzero_core import benchmarks
+from lpzero_core.benchmarks.base import INPUTS, Benchmark
+from lpzero_core.cache import (StatsCache, atomic_write_text, cache_dir, cache_key, missing_archs, site_sample,
+                               write_arch)
+from lpzero_core.errors import LPZeroError
+from lpzero_core.ops import branch_table
+
+
+def settings(benchmark: Benchmark, batch_size: int | None = None, seq_len: int | None = None, seed: int = 0,
+             with_baselines: bool = True) -> dict:
+    """The extraction settings that define a cache (and its key)."""
+    return {"benchmark": benchmark.name, "variant": benchmark.variant,
+            "batch_size": batch_size or benchmark.default_batch_size,
+            "seq_len": seq_len or benchmark.default_seq_len, "seed": seed, "baselines": with_baselines}
+
+
+@contextmanager
+def recording(benchmark: Benchmark, model: torch.nn.Module):
+    """Hooks that fill ``record`` with per-site outputs of act/head/softmax and the embedding output."""
+    sites = benchmark.sites(model)
+    record: dict[str, list] = {"act": [], "head": [], "softmax": [], "embedding": []}
+
+    def keep(name):
+        return lambda module, args, output: record[name].append(output.detach())
+
+    def keep_embedding(module, args, output):
+        output.retain_grad()
+        record["embedding"].append(output)
+
+    handles = [m.register_forward_hook(keep(name)) for name in ("act", "head", "softmax")
+               for m in getattr(sites, name)]
+    handles.append(sites.embedding.register_forward_hook(keep_embedding))
+    try:
+        yield sites, record
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def proxy_inputs(benchmark: Benchmark, model: torch.nn.Module, batch: dict) -> dict[str, list[torch.Tensor]]:
+    """The six proxy inputs of one model on one batch, gradients read after the backward pass."""
+    model.zero_grad(set_to_none=True)
+    with recording(benchmark, model) as (sites, record):
+        benchmark.loss(model, batch).backward()
+    if len(record["embedding"]) != 1:
+        raise RuntimeError(f"{benchmark.name}: the embedding site ran {len(record['embedding'])} times, expected 1")
+    return {"act": record["act"], "head": record["head"], "softmax": record["softmax"],
+            "weight": [m.weight.detach() for m in sites.linear],
+            "grad": [m.weight.grad.detach() for m in sites.linear],
+            "jacobian": [record["embedding"][0].grad.detach()]}
+
+
+def extract_one(name: str, variant: str, config: dict, i: int, device: str = "cpu") -> tuple[dict, dict, dict]:
+    """Tables, samples and metadata of architecture ``i`` (runs on a Dask worker or in-process).
+
+    ``device="cuda"`` runs the model and the tables on the GPU (the baselines stay on the CPU); results then
+    match a CPU run to floating-point tolerance, not bit for bit.
+    """
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LPZeroError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+    benchmark = benchmarks.get(name, variant)
+    start = time.perf_counter()
+    batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
+    model = benchmark.build(i, config["seed"]).to(device)
+    inputs = proxy_inputs(benchmark, model, {k: v.to(device) for k, v in batch.items()})
+    generator = torch.Generator().manual_seed(config["seed"] * 1_000_003 + i)
+    tables = {x: torch.stack([branch_table(t) for t in inputs[x]], dim=-1).cpu().numpy() for x in INPUTS}
+    samples = {x: torch.stack([site_sample(t.cpu(), generator) for t in inputs[x]]).numpy() for x in INPUTS}
+    seconds = time.perf_counter() - start
+    del model, inputs
+    scores, baseline_seconds = ({}, {})
+    if config["baselines"]:
+        scores, baseline_seconds = baseline_proxies.compute(benchmark, i, batch, config["seed"])
+    meta = {"key": cache_key(config), "arch": benchmark.arch_keys[i], "descriptors": benchmark.descriptors(i),
+            "baselines": scores, "baseline_seconds": baseline_seconds, "seconds": seconds}
+    return tables, samples, meta
+
+
+def parse_archs(text: str | None, n: int) -> list[int]:
+    """``"0:500"`` / ``"3"`` / ``"1,5,9"`` → indices; None → all."""
+    if not text:
+        return list(range(n))
+    try:
+        if ":" in text:
+            start, stop = (int(v) if v else d for v, d in zip(text.split(":"), (0, n)))
+            ids = list(range(start, min(stop, n)))
+        else:
+            ids = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise LPZeroError(f"--archs {text!r}: expected START:STOP, an index or a comma list") from None
+    if not ids or min(ids) < 0 or max(ids) >= n:
+        raise LPZeroError(f"--archs {text!r}: indices must lie in 0..{n - 1}")
+    return ids
+
+
+def extract(benchmark: Benchmark, ids: list[int] | None = None, batch_size: int | None = None,
+            seq_len: int | None = None, seed: int = 0, workers: int = 1, scheduler: str | None = None,
+            directory: str | Path | None = None, with_baselines: bool = True, progress: bool = True,
+            device: str = "cpu") -> Path:
+    """Fill the cache for architectures ``ids`` (default all); returns the cache directory."""
+    config = settings(benchmark, batch_size, seq_len, seed, with_baselines)
+    directory = Path(directory) if directory else cache_dir(config)
+    directory.mkdir(parents=True, exist_ok=True)
+    key = cache_key(config)
+    manifest = {"benchmark": benchmark.name, "variant": benchmark.variant, "key": key, "settings": config,
+                "arch_keys": benchmark.arch_keys, "target": benchmark.target.tolist(),
+                "target_name": benchmark.target_name, "strata": [str(s) for s in benchmark.strata],
+                "search_ids": [int(i) for i in benchmark.search_ids]}
+    manifest_path = directory / "manifest.json"
+    if manifest_path.exists() and json.loads(manifest_path.read_text()).get("key") != key:
+        raise LPZeroError(f"{directory} holds a cache of other settings; pass another --cache directory")
+    atomic_write_text(manifest_path, json.dumps(manifest))
+    todo = missing_archs(directory, key, range(len(benchmark)) if ids is None else ids)
+    bar = tqdm(total=len(todo), disable=not progress, desc=f"extract {benchmark.name}", unit="arch")
+    if workers <= 1 and scheduler is None:
+        for i in todo:
+            write_arch(directory, i, *extract_one(benchmark.name, benchmark.variant, config, i, device))
+            bar.update(1)
+    else:
+        _extract_on_dask(benchmark, config, todo, directory, workers, scheduler, bar, device)
+    bar.close()
+    return directory
+
+
+def _extract_on_dask(benchmark, config, todo, directory, workers, scheduler, bar, device) -> None:
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    if scheduler:
+        client = Client(scheduler)
+    else:
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                     dashboard_address=None, env={"OMP_NUM_THREADS": str(threads)}))
+    try:
+        futures = {client.submit(extract_one, benchmark.name, benchmark.variant, config, i, device, pure=False): i
+                   for i in todo}
+        for future in as_completed(futures):
+            write_arch(directory, futures[future], *future.result())
+            bar.update(1)
+    finally:
+        client.close()
+
+
+def open_cache(name: str, variant: str | None = None, batch_size: int | None = None, seq_len: int | None = None,
+               seed: int = 0, directory: str | Path | None = None, allow_partial: bool = False) -> StatsCache:
+    """The statistics cache of a benchmark (``synthetic`` is generated on first use); a missing or incomplete
+    cache names the command that fills it."""
+    if name == "synthetic":
+        from lpzero_core.benchmarks import synthetic
+        return StatsCache.load(directory, allow_partial) if directory else synthetic.load()
+    if directory is None:
+        benchmark = benchmarks.get(name, variant)
+        directory = cache_dir(settings(benchmark, batch_size, seq_len, seed))
+    if not (Path(directory) / "manifest.json").exists():
+        raise LPZeroError(f"no statistics cache for {name} at {directory}; run `lpzero extract --benchmark {name}` "
+                          f"with the same --variant/--batch-size/--seq-len/--seed first")
+    return StatsCache.load(directory, allow_partial)

@@ -1,0 +1,92 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lpzero_core import ops
+from lpzero_core.ops import EPS, UNARY
+
+X = torch.tensor([[0.0, -2.0, 3.0], [float("nan"), 0.5, -0.25]], dtype=torch.float64)
+FINITE = torch.tensor([[0.0, -2.0, 3.0], [1.0, 0.5, -0.25]], dtype=torch.float64)
+
+
+def expected(name, x):
+    """Reference formulas written with numpy, element by element where possible."""
+    a = x.numpy()
+    n = a.size
+    with np.errstate(all="ignore"):
+        return {
+            "element_wise_log": np.log(np.where(a > 0, a, 1.0) + EPS),
+            "element_wise_abslog": np.log(np.abs(np.where(a == 0, 1.0, a))),
+            "element_wise_abs": np.abs(a),
+            "element_wise_pow": a**2,
+            "element_wise_exp": np.exp(a),
+            "element_wise_relu": np.where(a > 0, a, 0.0) if not np.isnan(a).any() else np.maximum(a, 0),
+            "element_wise_invert": 1 / (a + EPS),
+            "frobenius_norm": np.sqrt(np.sum(a**2)),
+            "element_wise_normalized_sum": np.sum(a) / n,
+            "l1_norm": np.sum(np.abs(a)) / n,
+            "sigmoid": 1 / (1 + np.exp(-a)),
+            "element_wise_sqrt": np.sqrt(np.maximum(a, 0)),
+            "element_wise_revert": -a,
+            "min_max_normalize": (a - a.min()) / (a.max() - a.min() + EPS),
+            "to_mean_scalar": np.mean(a),
+            "to_std_scalar": np.std(a, ddof=1),
+            "no_op": a,
+            "softmax": np.exp(a) / np.exp(a).sum(axis=0, keepdims=True),
+            "logsoftmax": a - np.log(np.exp(a).sum(axis=0, keepdims=True)),
+            "normalize": np.nan_to_num((a - a.mean()) / a.std(ddof=1), nan=0.0, posinf=np.inf, neginf=-np.inf),
+        }[name]
+
+
+@pytest.mark.parametrize("name", ops.TABLE_OPS)
+@pytest.mark.parametrize("x", [FINITE, X], ids=["finite", "with-nan"])
+def test_unary_formula(name, x):
+    before = x.clone()
+    got = UNARY[name](x)
+    assert torch.equal(x.nan_to_num(7.0), before.nan_to_num(7.0)), "op modified its input"
+    np.testing.assert_allclose(got.numpy(), expected(name, x), rtol=1e-12, atol=1e-12, equal_nan=True)
+
+
+def test_registry_sizes_and_disconnect():
+    assert len(UNARY) == 21 and UNARY["disconnect"] is None
+    assert len(ops.BINARY) == 4
+    assert "disconnect" not in ops.TABLE_OPS and len(ops.TABLE_OPS) == 20
+
+
+def test_special_values():
+    zeros = torch.zeros(4)
+    assert torch.equal(UNARY["element_wise_log"](zeros), torch.log(torch.ones(4) + EPS))  # ≈ 0
+    assert torch.equal(UNARY["element_wise_abslog"](zeros), torch.zeros(4))
+    assert torch.equal(UNARY["normalize"](zeros), torch.zeros(4))  # 0/0 → NaN → 0
+    assert UNARY["softmax"](torch.tensor(5.0)).item() == 1.0
+    assert UNARY["logsoftmax"](torch.tensor(5.0)).item() == 0.0
+    assert math.isnan(UNARY["to_std_scalar"](torch.tensor(5.0)).item())
+    assert torch.isinf(UNARY["element_wise_exp"](torch.tensor([1000.0]))).all()  # reported later, not repaired
+
+
+def test_binary_ops():
+    a, b = torch.tensor(3.0), torch.tensor(-2.0)
+    assert ops.BINARY["element_wise_sum"](a, b) == 1.0
+    assert ops.BINARY["element_wise_difference"](a, b) == 5.0
+    assert ops.BINARY["element_wise_product"](a, b) == -6.0
+    assert ops.BINARY["matrix_multiplication"](a, b) == -6.0
+    m = torch.eye(2) * 2
+    assert torch.equal(ops.BINARY["matrix_multiplication"](m, m), torch.eye(2) * 4)
+
+
+@pytest.mark.parametrize("x", [torch.randn(7, 5, generator=torch.Generator().manual_seed(1)), torch.tensor(2.5), X])
+def test_branch_table_matches_chains(x):
+    table = ops.branch_table(x)
+    for i, first in enumerate(ops.TABLE_OPS):
+        for j, second in enumerate(ops.TABLE_OPS):
+            direct = ops.site_mean(ops.apply_chain(x, (first, second)))
+            assert np.isclose(table[i, j].item(), direct, rtol=1e-9, atol=1e-12, equal_nan=True), (first, second)
+
+
+def test_branch_tables_batched_equals_single():
+    stack = torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(2))
+    batched = ops.branch_tables(stack)
+    for n in range(3):
+        torch.testing.assert_close(batched[n], ops.branch_table(stack[n]), equal_nan=True)
