@@ -1,0 +1,38 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lpzero_core.benchmarks.synthetic import make_cache
+from lpzero_core.cli import main
+
+
+def test_search_writes_outputs(tmp_path, capsys):
+    out, cache_dir = tmp_path / "run", tmp_path / "syn"
+    make_cache(cache_dir, n_archs=60, n_search=20)
+    code = main(["search", "--benchmark", "synthetic", "--cache", str(cache_dir), "--population", "10",
+                 "--iterations", "30", "--out", str(out), "--quiet", "--bootstrap", "50"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    for key in ("proxy", "formula", "search", "heldout", "rejected", "evaluations", "wall_seconds", "seed"):
+        assert key in summary
+    assert summary["search"]["n"] == 20 and summary["heldout"]["n"] == 40
+    assert json.loads((out / "best.json").read_text())["proxy"] == summary["proxy"]
+    assert "held-out" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["evaluate", "--benchmark", "synthetic", "--cache", "/nonexistent", "--all"], "no statistics cache"),
+    (["search", "--benchmark", "flexibert", "--cache", "/nonexistent"], "no statistics cache"),
+])
+def test_bad_input_is_one_line_and_nonzero(argv, fragment):
+    proc = subprocess.run([sys.executable, "-m", "lpzero_core.cli", *argv], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert fragment in proc.stderr and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
+
+
+def test_bad_proxy_string(tmp_path, capsys):
+    make_cache(tmp_path, n_archs=30, n_search=10)
+    code = main(["evaluate", "--benchmark", "synthetic", "--cache", str(tmp_path), "--proxy", "sum(weight.pw, act)"])
+    assert code == 2 and "'pw'" in capsys.readouterr().err
