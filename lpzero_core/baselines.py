@@ -343,7 +343,10 @@ def jacobian_score(benchmark: Benchmark, model: nn.Module, batch: dict) -> float
     Original: G = ∂S/∂(position-embedding table) [positions × dims], i.e. the gradient summed over the batch, each
     dimension observed over the 512 positions. Here each dimension is observed over all B·T tokens of the
     per-sequence gradient ∂L/∂E [B, T, d]: with T = 128 ≤ d the batch-summed form would have a rank-deficient
-    correlation matrix whose zero eigenvalues (1/k = 1e5 each) swamp the score. Orientation: higher = better.
+    correlation matrix whose zero eigenvalues (1/k = 1e5 each) swamp the score. A network that reads E only
+    through LayerNorms (pre-LN decoders such as GPT-2) has Σ_c ∂L/∂E[…, c] = 0 exactly, hence one zero eigenvalue:
+    the same constant −(log k + 1/k) for every architecture, which leaves the ranking unchanged.
+    Orientation: higher = better.
     """
     g = _input_jacobian(benchmark, model, batch)
     return _eigen_score(torch.corrcoef(g.reshape(-1, g.shape[-1]).T))
