@@ -16,6 +16,7 @@ the same whichever way they were computed. A rerun computes only missing, corrup
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import time
@@ -41,6 +42,19 @@ def settings(benchmark: Benchmark, batch_size: int | None = None, seq_len: int |
     return {"benchmark": benchmark.name, "variant": benchmark.variant,
             "batch_size": batch_size or benchmark.default_batch_size,
             "seq_len": seq_len or benchmark.default_seq_len, "seed": seed, "baselines": with_baselines}
+
+
+def reuse_freed_memory() -> None:
+    """glibc only: serve large allocations from the heap and keep freed memory there, instead of mapping fresh
+    pages (and faulting them in) for every temporary tensor. The branch tables allocate hundreds of
+    temporaries per site; this makes them about 3× faster. Elsewhere it does nothing."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 1 << 30)
+    libc.mallopt(m_trim_threshold, 1 << 30)
 
 
 @contextmanager
@@ -87,6 +101,8 @@ def extract_one(name: str, variant: str, config: dict, i: int, device: str = "cp
     """
     if device == "cuda" and not torch.cuda.is_available():
         raise LPZeroError("--device cuda: no CUDA device is visible to torch; use --device cpu")
+    reuse_freed_memory()
+    torch.set_flush_denormal(True)  # subnormal intermediates (exp of large negatives, …) → 0: ~2× faster tables
     benchmark = benchmarks.get(name, variant)
     start = time.perf_counter()
     batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
@@ -99,7 +115,8 @@ def extract_one(name: str, variant: str, config: dict, i: int, device: str = "cp
     del model, inputs
     scores, baseline_seconds = ({}, {})
     if config["baselines"]:
-        scores, baseline_seconds = baseline_proxies.compute(benchmark, i, batch, config["seed"])
+        scores, baseline_seconds = baseline_proxies.compute(benchmark, i, batch, config["seed"],
+                                                            names=list(baseline_proxies.BASELINES))
     meta = {"key": cache_key(config), "arch": benchmark.arch_keys[i], "descriptors": benchmark.descriptors(i),
             "baselines": scores, "baseline_seconds": baseline_seconds, "seconds": seconds}
     return tables, samples, meta

@@ -190,25 +190,34 @@ def apply_chain(x: Tensor, ops: tuple[str, ...]) -> Tensor:
 
 
 def site_mean(y: Tensor) -> float:
-    """The per-site reduction of the template: mean over all elements, accumulated in float64."""
-    return float(y.mean(dtype=torch.float64))
+    """The per-site reduction of the template: the mean of all elements, as a Python float.
+
+    Accumulated in the tensor's dtype (fast) and redone in float64 only when that overflows, so a non-finite
+    result always means non-finite elements, never an overflow of the summation.
+    """
+    mean = y.mean()
+    if not torch.isfinite(mean):
+        mean = y.mean(dtype=torch.float64)
+    return float(mean)
+
+
+def branch_table(x: Tensor) -> Tensor:
+    """Per-site means of every two-op chain: ``T[i, j] = site_mean(op_j(op_i(x)))`` over ``TABLE_OPS``,
+    float64 [20, 20]. This is all the n_unary = 2 template needs from one site, at full fidelity."""
+    table = torch.empty(len(TABLE_OPS), len(TABLE_OPS), dtype=torch.float64)
+    for i, first in enumerate(TABLE_OPS):
+        y = UNARY[first](x)
+        for j, second in enumerate(TABLE_OPS):
+            table[i, j] = site_mean(UNARY[second](y))
+    return table
 
 
 def branch_tables(sites: Tensor) -> Tensor:
-    """Per-site means of every two-op chain for a stack of same-shaped sites ``sites[n]``:
-    ``T[n, i, j] = mean(op_j(op_i(sites[n])))`` over ``TABLE_OPS``, float64 [N, 20, 20].
-
-    This is all the n_unary = 2 template needs from a site, at full fidelity. ``torch.vmap`` runs each chain
-    over the whole stack at once.
-    """
+    """``branch_table`` for a stack of many small same-shaped sites at once (``torch.vmap`` over dim 0), means
+    in float64: float64 [N, 20, 20]. Used where sites are many and tiny (the synthetic benchmark)."""
     table = torch.empty(sites.shape[0], len(TABLE_OPS), len(TABLE_OPS), dtype=torch.float64)
     for i, first in enumerate(TABLE_OPS):
         y = torch.vmap(UNARY[first])(sites)
         for j, second in enumerate(TABLE_OPS):
             table[:, i, j] = torch.vmap(lambda t: UNARY[second](t).mean(dtype=torch.float64))(y)
     return table
-
-
-def branch_table(x: Tensor) -> Tensor:
-    """``branch_tables`` of a single site: float64 [20, 20]."""
-    return branch_tables(x.unsqueeze(0))[0]

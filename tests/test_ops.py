@@ -89,4 +89,10 @@ def test_branch_tables_batched_equals_single():
     stack = torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(2))
     batched = ops.branch_tables(stack)
     for n in range(3):
-        torch.testing.assert_close(batched[n], ops.branch_table(stack[n]), equal_nan=True)
+        torch.testing.assert_close(batched[n], ops.branch_table(stack[n]), equal_nan=True, rtol=1e-6, atol=1e-6)
+
+
+def test_site_mean_never_overflows_the_summation():
+    big = torch.full((1000,), 3e38)  # float32 sum overflows; the mean does not
+    assert ops.site_mean(big) == pytest.approx(3e38, rel=1e-6)
+    assert ops.site_mean(torch.tensor([1.0, float("inf")])) == float("inf")

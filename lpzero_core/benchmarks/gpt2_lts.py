@@ -13,10 +13,10 @@ Static side
   2–4, 37 archs), ``L5-8`` (55), ``L9-12`` (49), ``L13-16`` (59).
 * ``search_ids``: ⌊n/4⌋ indices (50 of 200) drawn without replacement by ``numpy.random.default_rng(0)``, sorted;
   every other index is held out.
-* Defaults: batch 16 × 192 tokens, the LTS/LPZero proxy batch (batch 16, bptt = tgt_len = 192), kept although
-  it is costly on a CPU: the (16·192) × 19999 head-cluster logits dominate small models. Build + forward +
-  backward of every 5th architecture on 2 CPU cores: median 5.9 s of CPU time (max 20.6 s), so ≈ 27 CPU-minutes
-  for all 200; pass a smaller ``batch_size`` to :meth:`GPT2LTS.batch` for quick looks.
+* Defaults: batch 4 × 192 tokens (LTS/LPZero used 16 × 192, i.e. batch 16, bptt = tgt_len = 192). The smaller
+  batch is for the CPU: the extraction's 20×20 branch tables cost ≈ 400 passes over every activation element,
+  and at 16 × 192 the (16·192) × 19999 head-cluster logits alone make build + forward + backward a median
+  5.9 s of CPU time (max 20.6 s). ``--batch-size 16`` restores the original batch.
 
 :func:`from_config_dir` makes the same benchmark from any folder of LTS-style ``model_config.yaml`` files, with
 optional ``ppl_summary.yaml`` (else the target is NaN) and ``params_summary.yaml`` (needed by ``param_check``).
@@ -541,7 +541,7 @@ def _benchmark(name: str, keys: list[str], paths: list[Path], ppl: dict, params:
         target_name="-valid_ppl",
         strata=np.array([_depth_band(int(c["n_layer"])) for c in configs]),
         search_ids=np.sort(np.random.default_rng(0).choice(n, size=max(1, n // 4), replace=False)),
-        default_batch_size=16, default_seq_len=192,
+        default_batch_size=4, default_seq_len=192,
         extra={"config_paths": [str(p) for p in paths], "ppl_summary": ppl, "params_summary": params},
     )
 
