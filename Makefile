@@ -1,10 +1,15 @@
-# LPZero workbench. `make demo` and `make test` set up .venv themselves (uv when available, else pip).
+# LPZero workbench. `make demo` and `make test` set up .venv themselves (with uv; pip installs uv into
+# the venv first when it is not on PATH).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE ?= 1
 export MPLBACKEND ?= Agg
+# Local wheel mirror, when the machine has one (uv reads UV_FIND_LINKS).
+ifneq ($(wildcard /opt/wheels),)
+export UV_FIND_LINKS ?= /opt/wheels
+endif
 # FlexiBERT architectures extracted by `make demo` (ids 0..DEMO_ARCHS-1; 0..49 are the search split).
 # DEMO_ARCHS=500 is the full benchmark.
 DEMO_ARCHS ?= 150
@@ -14,16 +19,10 @@ DEMO_ARCHS ?= 150
 venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements.lock pyproject.toml
-	@if command -v uv >/dev/null 2>&1; then \
-	  echo "setting up $(VENV) with uv"; \
-	  uv venv -q --allow-existing -p 3.11 $(VENV) && \
-	  VIRTUAL_ENV=$(VENV) $$( [ -d /opt/wheels ] && echo UV_FIND_LINKS=/opt/wheels ) \
-	    uv pip install -q -r requirements.txt -c requirements.lock -e . ; \
-	else \
-	  echo "setting up $(VENV) with pip (install uv for a faster set-up)"; \
-	  $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q --upgrade pip && \
-	  $(BIN)/pip install -q -r requirements.txt -c requirements.lock -e . ; \
-	fi
+	@echo "setting up $(VENV)"
+	@if command -v uv >/dev/null 2>&1; then UV=uv; $$UV venv -q --allow-existing -p $(PYTHON) $(VENV); \
+	else $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q uv && UV=$(BIN)/uv; fi && \
+	$$UV pip install -q --python $(BIN)/python -r requirements.txt -c requirements.lock -e .
 	@touch $@
 
 test: venv
