@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -143,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--workers", type=int, default=1, help="Dask local-cluster workers (1 = in-process)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                   help="Dask local-cluster workers, one torch thread each (default: one per core; 1 = in-process)")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
     p.add_argument("--cache", default=None)
     p.add_argument("--no-baselines", action="store_true", help="skip the hand-crafted baselines")

@@ -11,14 +11,13 @@ Per architecture ``i`` (pure function of benchmark, variant, batch settings, see
    the same seed, so in-place tricks such as synflow's |θ| never leak).
 
 Architectures run in-process (``workers=1``) or as Dask tasks on a local cluster (``workers=N``) or an existing
-one (``scheduler=ADDRESS``); workers return arrays and the client writes each file atomically, so the bytes are
-the same whichever way they were computed. A rerun computes only missing, corrupt or stale files.
+one (``scheduler=ADDRESS``), each on one torch thread; workers return arrays and the client writes each file
+atomically, so the bytes are the same whichever way they were computed. A rerun computes only missing, corrupt or stale files.
 """
 from __future__ import annotations
 
 import ctypes
 import json
-import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -93,12 +92,29 @@ def proxy_inputs(benchmark: Benchmark, model: torch.nn.Module, batch: dict) -> d
             "jacobian": [record["embedding"][0].grad.detach()]}
 
 
+@contextmanager
+def one_thread():
+    """Run torch on one intra-op thread: float reductions then sum in one fixed order, so an architecture's
+    statistics are the same bits in-process and on any Dask worker. Parallelism comes from workers instead."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def extract_one(name: str, variant: str, config: dict, i: int, device: str = "cpu") -> tuple[dict, dict, dict]:
-    """Tables, samples and metadata of architecture ``i`` (runs on a Dask worker or in-process).
+    """Tables, samples and metadata of architecture ``i`` (runs on a Dask worker or in-process, single-threaded).
 
     ``device="cuda"`` runs the model and the tables on the GPU (the baselines stay on the CPU); results then
     match a CPU run to floating-point tolerance, not bit for bit.
     """
+    with one_thread():
+        return _extract_one(name, variant, config, i, device)
+
+
+def _extract_one(name, variant, config, i, device):
     if device == "cuda" and not torch.cuda.is_available():
         raise LPZeroError("--device cuda: no CUDA device is visible to torch; use --device cpu")
     reuse_freed_memory()
@@ -174,9 +190,8 @@ def _extract_on_dask(benchmark, config, todo, directory, workers, scheduler, bar
     if scheduler:
         client = Client(scheduler)
     else:
-        threads = max(1, (os.cpu_count() or 1) // workers)
         client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                     dashboard_address=None, env={"OMP_NUM_THREADS": str(threads)}))
+                                     dashboard_address=None))
     try:
         futures = {client.submit(extract_one, benchmark.name, benchmark.variant, config, i, device, pure=False): i
                    for i in todo}

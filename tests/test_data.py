@@ -24,13 +24,14 @@ def refuse(url):
 
 
 def isolate(monkeypatch, tmp_path, fetch=refuse):
-    """Search only an empty ``tmp_path/env`` (via LPZERO_DATA_DIR) and ``tmp_path/downloads``."""
+    """Search only an empty ``tmp_path/env`` (via LPZERO_DATA_DIR) and ``tmp_path/downloads``; downloads go to ``fetch``."""
     env = tmp_path / "env"
     env.mkdir()
     monkeypatch.setenv("LPZERO_DATA_DIR", str(env))
     monkeypatch.setattr(data, "DOWNLOAD_DIR", tmp_path / "downloads")
     monkeypatch.setattr(data, "search_roots", lambda: [env, tmp_path / "downloads"])
     monkeypatch.setattr(data, "_fetch", fetch)
+    monkeypatch.delenv("LPZERO_OFFLINE", raising=False)  # downloads allowed; `fetch` plays the network
 
 
 @pytest.fixture(autouse=True)

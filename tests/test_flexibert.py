@@ -40,7 +40,7 @@ def test_metadata():
     assert b.target[0] == pytest.approx(74.73375) and b.target.dtype == np.float64
     assert b.strata[0] == "L4-h256" and set(b.strata) == {"L2-h128", "L2-h256", "L4-h128", "L4-h256"}
     assert list(b.search_ids) == list(range(50)) and list(b.heldout_ids) == list(range(50, 500))
-    assert (b.default_batch_size, b.default_seq_len) == (8, 128)
+    assert (b.default_batch_size, b.default_seq_len) == (4, 128)
     with pytest.raises(LPZeroError, match="unknown flexibert variant 'trained'"):
         fb.load("trained")
 
@@ -166,4 +166,4 @@ def test_batch_uses_text_bert_batch(monkeypatch):
     b = fb.load("as_trained")
     b.batch(seed=3)
     b.batch(2, 16)
-    assert seen == [((8, 128), {"seed": 3}), ((2, 16), {"seed": 0})]
+    assert seen == [((4, 128), {"seed": 3}), ((2, 16), {"seed": 0})]

@@ -1,0 +1,80 @@
+"""Extraction into the cache: fidelity against direct computation, resumption, Dask equivalence.
+
+Tiny settings (one short sequence, the smallest architectures, no baselines) keep each test to seconds.
+"""
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+
+from lpzero_core import benchmarks
+from lpzero_core.cache import StatsCache, arch_path, cache_key, missing_archs
+from lpzero_core.extract import extract, parse_archs, proxy_inputs, settings
+from lpzero_core.errors import LPZeroError
+from lpzero_core.proxy import RELEASED
+
+SMALLEST = {"flexibert": [3, 20, 25], "gpt2-wt103": [93, 155, 168]}
+TINY = dict(batch_size=1, seq_len=16, with_baselines=False, progress=False)
+
+
+@pytest.mark.parametrize("name", SMALLEST)
+def test_released_proxies_from_cache_equal_direct(name, tmp_path):
+    benchmark = benchmarks.get(name)
+    ids = SMALLEST[name]
+    directory = extract(benchmark, ids, directory=tmp_path, **TINY)
+    cache = StatsCache.load(directory, allow_partial=True)
+    config = settings(benchmark, 1, 16, 0, False)
+    batch = benchmark.batch(config["batch_size"], config["seq_len"], 0)
+    for position, i in enumerate(ids):
+        torch.set_flush_denormal(True)
+        inputs = proxy_inputs(benchmark, benchmark.build(i, 0), batch)
+        assert all(len(inputs[x]) > 0 for x in inputs), "every input must be live"
+        assert any(g.abs().max() > 1e-4 for g in inputs["grad"]), "gradients must carry signal"
+        for proxy in RELEASED.values():
+            direct = proxy.score_tensors(inputs)
+            cached = proxy.evaluate(cache, [position])[0]
+            assert cached == pytest.approx(direct, rel=1e-6, abs=1e-9), (name, i, str(proxy))
+
+
+def test_interrupted_extraction_recomputes_only_what_is_missing(tmp_path):
+    benchmark = benchmarks.get("flexibert")
+    ids = SMALLEST["flexibert"]
+    extract(benchmark, ids, directory=tmp_path, **TINY)
+    key = cache_key(settings(benchmark, 1, 16, 0, False))
+    kept = arch_path(tmp_path, ids[0]).stat().st_mtime_ns
+    arch_path(tmp_path, ids[1]).unlink()  # killed before this file was renamed into place
+    arch_path(tmp_path, ids[2]).write_bytes(b"half a file")  # corrupt
+    assert missing_archs(tmp_path, key, ids) == ids[1:]
+    extract(benchmark, ids, directory=tmp_path, **TINY)
+    assert missing_archs(tmp_path, key, ids) == []
+    assert arch_path(tmp_path, ids[0]).stat().st_mtime_ns == kept
+
+
+def test_other_settings_are_refused(tmp_path):
+    benchmark = benchmarks.get("flexibert")
+    extract(benchmark, [3], directory=tmp_path, **TINY)
+    with pytest.raises(LPZeroError, match="other settings"):
+        extract(benchmark, [3], directory=tmp_path, **{**TINY, "seq_len": 32})
+
+
+@pytest.mark.slow
+def test_dask_workers_give_the_same_statistics(tmp_path):
+    benchmark = benchmarks.get("flexibert")
+    ids = SMALLEST["flexibert"][:2]
+    extract(benchmark, ids, directory=tmp_path / "serial", **TINY)
+    extract(benchmark, ids, directory=tmp_path / "dask", workers=2, **TINY)
+    for i in ids:
+        a, b = load_file(arch_path(tmp_path / "serial", i)), load_file(arch_path(tmp_path / "dask", i))
+        assert a.keys() == b.keys()
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_parse_archs():
+    assert parse_archs("0:3", 10) == [0, 1, 2]
+    assert parse_archs(":2", 10) == [0, 1]
+    assert parse_archs("4,7", 10) == [4, 7]
+    with pytest.raises(LPZeroError, match="0..9"):
+        parse_archs("12", 10)
+    with pytest.raises(LPZeroError, match="START:STOP"):
+        parse_archs("a:b", 10)
