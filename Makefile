@@ -14,7 +14,7 @@ endif
 # DEMO_ARCHS=500 is the full benchmark.
 DEMO_ARCHS ?= 150
 
-.PHONY: venv test demo bench lab paper results clean-cache
+.PHONY: venv test demo bench extract lab paper results clean-cache
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,17 @@ demo: venv
 
 bench: venv
 	$(BIN)/python bench/bench.py
+
+# Statistics caches of both benchmarks (resumable: rerun to finish; one Dask worker per core).
+extract: venv
+	$(BIN)/lpzero extract --benchmark flexibert
+	$(BIN)/lpzero extract --benchmark gpt2-wt103
+
+# results/<benchmark>.csv|md and the README tables, from the caches (RESULTS_FLAGS=--allow-partial for an
+# unfinished cache: the tables then say how many architectures they cover).
+RESULTS_FLAGS ?=
+results: venv
+	$(BIN)/lpzero results $(RESULTS_FLAGS)
 
 lab: venv
 	$(BIN)/python -m ipykernel install --user --name lpzero --display-name "LPZero (.venv)" >/dev/null

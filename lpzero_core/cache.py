@@ -198,7 +198,7 @@ class StatsCache:
                     "target": [manifest["target"][i] for i in present],
                     "strata": [manifest["strata"][i] for i in present],
                     "search_ids": [position[i] for i in manifest["search_ids"] if i in position],
-                    "indices": present}
+                    "indices": present, "n_total": len(items)}
         return cls.from_arrays(manifest, [items[i] for i in present])
 
     def subset(self, ids) -> "StatsCache":

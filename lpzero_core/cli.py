@@ -71,8 +71,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from lpzero_core import evaluation, metrics
-    from lpzero_core.gp import GPConfig, search
+    from lpzero_core import evaluation
+    from lpzero_core.gp import GPConfig, save_result, search
 
     cache = _open(args)
     config = GPConfig(population=args.population, iterations=args.iterations, n_unary=args.n_unary,
@@ -80,20 +80,8 @@ def cmd_search(args) -> int:
                       checkpoint_every=args.checkpoint_every)
     out = Path(args.out or f"runs/search-{args.benchmark}-seed{args.seed}")
     result = search(cache, config, out, resume=args.resume, progress=not args.quiet)
+    summary = save_result(out, result, cache, config)
     search_ids, heldout = cache.search_ids, cache.heldout_ids
-    scores = result.best.evaluate(cache)
-
-    def split(ids):
-        return {"spearman": metrics.spearman(scores[ids], cache.target[ids]),
-                "kendall": metrics.kendall(scores[ids], cache.target[ids]), "n": int(len(ids))}
-
-    best = {**result.best.to_dict(), "fitness": result.fitness, "fitness_metric": config.fitness}
-    summary = {"proxy": str(result.best), "formula": result.best.formula(), "benchmark": cache.name,
-               "search": split(search_ids), "heldout": split(heldout), "rejected": result.rejected,
-               "evaluations": result.evaluations, "wall_seconds": result.wall_seconds, "seed": config.seed,
-               "config": json.loads(json.dumps(config.__dict__))}
-    atomic_write_text(out / "best.json", json.dumps(best, indent=2, ensure_ascii=False))
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
     table = evaluation.report(cache, {"searched": result.best}, n_resamples=args.bootstrap)
     columns = ["proxy", "kind", "kendall", "spearman", "kendall_ci_low", "kendall_ci_high"]
     print(f"best: {result.best}\n      {result.best.formula()}")
@@ -129,6 +117,21 @@ def cmd_evaluate(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out.with_suffix(".csv"), table.to_csv(index=False))
         atomic_write_text(out.with_suffix(".md"), evaluation.to_markdown(table) + "\n")
+    return 0
+
+
+def cmd_results(args) -> int:
+    from lpzero_core import evaluation
+    from lpzero_core.extract import open_cache
+    from lpzero_core.results import README_COLUMNS, write_results
+
+    caches = {name: open_cache(name, allow_partial=args.allow_partial) for name in args.benchmarks}
+    tables = write_results(caches, args.out, args.runs, None if args.no_readme else args.readme, args.bootstrap,
+                           progress=not args.quiet)
+    for name, table in tables.items():
+        print(f"\n{name}:\n{evaluation.to_markdown(table[README_COLUMNS])}")
+    print(f"wrote {', '.join(f'{args.out}/{n}.csv|md' for n in tables)}"
+          + ("" if args.no_readme else f" and the README blocks of {args.readme}"))
     return 0
 
 
@@ -182,6 +185,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--out", default=None, help="write OUT.csv and OUT.md")
     p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("results", help="default search + held-out tables per benchmark, with transfer; README")
+    p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARK_NAMES[:2]), choices=BENCHMARK_NAMES)
+    p.add_argument("--allow-partial", action="store_true", help="evaluate on the architectures extracted so far")
+    p.add_argument("--out", default="results", help="folder of <benchmark>.csv|md")
+    p.add_argument("--runs", default="runs/results", help="folder of the default search runs")
+    p.add_argument("--readme", default="README.md", help="README whose results blocks are filled")
+    p.add_argument("--no-readme", action="store_true")
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(run=cmd_results)
     return parser
 
 

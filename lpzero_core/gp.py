@@ -292,3 +292,29 @@ def _load_checkpoint(out: Path | None, config: GPConfig) -> SearchState:
     if data["config"] != _config_json(config):
         raise LPZeroError(f"--resume: {path} was written with other settings; use the same arguments or a new --out")
     return SearchState(**data["state"])
+
+
+def save_result(out: str | Path, result: SearchResult, cache: StatsCache, config: GPConfig) -> dict:
+    """Write ``best.json`` (genotype + search fitness) and ``summary.json`` into ``out``; return the summary.
+
+    The summary holds the canonical proxy, its formula, ρ/τ on the search split and on the held-out architectures
+    (reported, never used for selection), rejections per RPS rule, architectures scored, wall time, seed, config.
+    """
+    from lpzero_core import metrics
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    scores = result.best.evaluate(cache)
+
+    def split(ids):
+        return {"spearman": metrics.spearman(scores[ids], cache.target[ids]),
+                "kendall": metrics.kendall(scores[ids], cache.target[ids]), "n": int(len(ids))}
+
+    best = {**result.best.to_dict(), "fitness": result.fitness, "fitness_metric": config.fitness}
+    summary = {"proxy": str(result.best), "formula": result.best.formula(), "benchmark": cache.name,
+               "search": split(cache.search_ids), "heldout": split(cache.heldout_ids), "rejected": result.rejected,
+               "evaluations": result.evaluations, "wall_seconds": result.wall_seconds, "seed": config.seed,
+               "config": _config_json(config)}
+    atomic_write_text(out / "best.json", json.dumps(best, indent=2, ensure_ascii=False))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary

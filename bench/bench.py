@@ -1,0 +1,205 @@
+"""Speed figures of the workbench (`make bench`): medians on this machine, printed as one table per section.
+
+Sections (``--only`` picks some; every figure is measured now, none is read from elsewhere):
+
+* ``search``  — on the 500-architecture synthetic cache: time to score one new candidate (cold = no memoised
+  branch, warm = branches memoised), wall time of the default GP (population 80 + 1000 iterations) over seeds,
+  and the RPS ablation (architectures scored and final search fitness with vs without RPS, same seeds); the
+  ablation is repeated on every complete real-benchmark cache found under the cache root.
+* ``extract`` — per benchmark, on architectures at the 10/50/90 % quantiles of the parameter count: a bare
+  forward+backward of the model vs the extraction of its statistics (tables + samples) and vs the baselines, all on
+  one torch thread as extraction runs; the projected single-worker total (Σ over all architectures of the
+  per-architecture times of a complete cache's metadata, or the quantile sample's mean × N when incomplete);
+  and the Dask speed-up of 2 workers over 1 on the same architectures (cluster start-up included).
+
+Usage: ``python bench/bench.py [--only search extract] [--seeds 3] [--json runs/bench.json]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lpzero_core import benchmarks
+from lpzero_core.benchmarks import synthetic
+from lpzero_core.cache import StatsCache, cache_dir
+from lpzero_core.errors import LPZeroError
+from lpzero_core.extract import extract, extract_one, one_thread, proxy_inputs, settings
+from lpzero_core.gp import GPConfig, evaluate_candidate, random_proxy, search
+from lpzero_core.pruning import RPS
+
+REAL = ("flexibert", "gpt2-wt103")
+
+
+def print_table(title: str, rows: list[dict]) -> None:
+    """A plain aligned table on stdout."""
+    print(f"\n## {title}")
+    if not rows:
+        print("(nothing measured)")
+        return
+    columns = list(rows[0])
+    text = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in (r[c] for c in columns)] for r in rows]
+    widths = [max(len(c), *(len(t[k]) for t in text)) for k, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
+    for t in text:
+        print("  ".join(v.ljust(w) for v, w in zip(t, widths)))
+
+
+def candidate_scoring(cache: StatsCache, n: int = 200, seed: int = 0) -> dict:
+    """Median milliseconds to score one random valid candidate on all search architectures, RPS included."""
+    rng, config = np.random.default_rng(seed), GPConfig()
+    candidates = [random_proxy(rng, config) for _ in range(n)]
+    cold, warm = [], []
+    for proxy in candidates:
+        cache._memo.clear()
+        for times in (cold, warm):
+            rps = RPS()  # fresh rule state: the candidate is new to it
+            t0 = time.perf_counter()
+            evaluate_candidate(proxy, cache, rps)
+            times.append(1e3 * (time.perf_counter() - t0))
+    all_archs = []  # every architecture, not only the search split
+    for proxy in candidates[:20]:
+        cache._memo.clear()
+        t0 = time.perf_counter()
+        proxy.evaluate(cache)
+        all_archs.append(1e3 * (time.perf_counter() - t0))
+    return {"architectures": len(cache), "search split": len(cache.search_ids),
+            "cold ms (median)": statistics.median(cold), "warm ms (median)": statistics.median(warm),
+            "cold ms on all archs (median)": statistics.median(all_archs), "target ms": 20.0}
+
+
+def gp_runs(cache: StatsCache, seeds: int, label: str) -> tuple[list[dict], list[dict]]:
+    """Default GP with and without RPS per seed: wall time, architectures scored, final fitness."""
+    runs = []
+    for seed in range(seeds):
+        for rps in (True, False):
+            cache._memo.clear()
+            result = search(cache, GPConfig(seed=seed, rps=rps), progress=False)
+            runs.append({"cache": label, "seed": seed, "rps": rps, "wall s": result.wall_seconds,
+                         "archs scored": result.evaluations, "rejected": sum(result.rejected.values()),
+                         "fitness": result.fitness})
+    summary = []
+    for rps in (True, False):
+        mine = [r for r in runs if r["rps"] == rps]
+        summary.append({"cache": label, "rps": "on" if rps else "off", "seeds": len(mine),
+                        "GP wall s (median)": statistics.median(r["wall s"] for r in mine),
+                        "archs scored (median)": statistics.median(r["archs scored"] for r in mine),
+                        "fitness (median)": statistics.median(r["fitness"] for r in mine),
+                        "target wall s": 60.0})
+    return runs, summary
+
+
+def complete_caches() -> dict[str, StatsCache]:
+    """The default-settings caches of the real benchmarks that are complete."""
+    found = {}
+    for name in REAL:
+        directory = cache_dir(settings(benchmarks.get(name)))
+        try:
+            found[name] = StatsCache.load(directory)
+        except LPZeroError:
+            continue
+    return found
+
+
+def quantile_archs(benchmark, quantiles=(0.1, 0.5, 0.9)) -> list[int]:
+    """Architectures at the given quantiles of the total parameter count."""
+    params = np.array([benchmark.descriptors(i)["params_total"] for i in range(len(benchmark))])
+    order = np.argsort(params, kind="stable")
+    return [int(order[int(q * (len(order) - 1))]) for q in quantiles]
+
+
+def forward_backward_seconds(benchmark, i: int, config: dict) -> float:
+    """A bare forward + backward of architecture ``i`` on the extraction batch (model built outside the timer)."""
+    batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
+    model = benchmark.build(i, config["seed"])
+    with one_thread():
+        benchmark.loss(model, batch).backward()  # warm-up: first-call allocations
+        model.zero_grad(set_to_none=True)
+        t0 = time.perf_counter()
+        benchmark.loss(model, batch).backward()
+        return time.perf_counter() - t0
+
+
+def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:
+    """Per-architecture costs, the projected total and the Dask speed-up for one benchmark."""
+    benchmark = benchmarks.get(name)
+    config = settings(benchmark)
+    bare_config = {**config, "baselines": False}
+    rows = []
+    for i in quantile_archs(benchmark):
+        bare = forward_backward_seconds(benchmark, i, config)
+        extract_one(name, benchmark.variant, bare_config, i)  # warm-up (text batch, allocator)
+        _, _, meta = extract_one(name, benchmark.variant, config, i)
+        rows.append({"benchmark": name, "arch": i, "params M": benchmark.descriptors(i)["params_total"] / 1e6,
+                     "fwd+bwd s": bare, "statistics s": meta["seconds"],
+                     "overhead ×": meta["seconds"] / bare, "baselines s": sum(meta["baseline_seconds"].values())})
+    total = {"benchmark": name, "architectures": len(benchmark)}
+    try:
+        cache = StatsCache.load(cache_dir(config))
+        per_arch = cache.extract_seconds + cache.baseline_seconds.sum(axis=1).to_numpy()
+        total["source"] = "complete cache metadata"
+    except LPZeroError:
+        per_arch = np.array([r["statistics s"] + r["baselines s"] for r in rows] * len(benchmark)) / len(rows)
+        total["source"] = "quantile sample × N (cache incomplete)"
+    total["1 worker min"] = float(per_arch.sum()) / 60
+    total["2 workers min (÷2)"] = total["1 worker min"] / 2
+    total["target min"] = {"flexibert": 20.0, "gpt2-wt103": 30.0}[name]
+
+    ids = quantile_archs(benchmark, np.linspace(0.0, 0.3, n_dask))  # smaller models: the test is the scheduling
+    walls = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            extract(benchmark, ids, directory=tmp, workers=workers, with_baselines=False, progress=False)
+            walls[workers] = time.perf_counter() - t0
+    dask = {"benchmark": name, "architectures": len(ids), "1 worker s": walls[1], "2 workers s": walls[2],
+            "speed-up ×": walls[1] / walls[2], "target ×": 1.7}
+    return rows, total, dask
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", choices=("search", "extract"), default=["search", "extract"])
+    parser.add_argument("--seeds", type=int, default=3, help="GP seeds per setting")
+    parser.add_argument("--benchmarks", nargs="+", choices=REAL, default=list(REAL))
+    parser.add_argument("--dask-archs", type=int, default=6, help="architectures in the Dask speed-up run")
+    parser.add_argument("--json", default="runs/bench.json", help="also write every figure here")
+    args = parser.parse_args(argv)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
+    figures: dict[str, list[dict]] = {}
+    if "search" in args.only:
+        cache = synthetic.load()
+        figures["candidate scoring (synthetic-500)"] = [candidate_scoring(cache)]
+        runs, summary = gp_runs(cache, args.seeds, "synthetic-500")
+        for name, real in complete_caches().items():
+            more_runs, more_summary = gp_runs(real, args.seeds, name)
+            runs, summary = runs + more_runs, summary + more_summary
+        figures["GP 80+1000 and RPS ablation (median over seeds)"] = summary
+        figures["GP runs"] = runs
+    if "extract" in args.only:
+        per_arch, totals, dask = [], [], []
+        for name in args.benchmarks:
+            rows, total, speedup = extraction_rows(name, args.dask_archs)
+            per_arch, totals, dask = per_arch + rows, totals + [total], dask + [speedup]
+        figures["extraction per architecture (one thread)"] = per_arch
+        figures["extraction total"] = totals
+        figures["Dask 2 workers vs 1"] = dask
+    for title, rows in figures.items():
+        print_table(title, rows)
+    if args.json:
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(figures, indent=2, default=float))
+        print(f"\nwrote {path}")
+
+
+if __name__ == "__main__":
+    main()

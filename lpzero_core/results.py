@@ -1,0 +1,79 @@
+"""The committed results tables (`make results` → `lpzero results`): one per benchmark, embedded in the README.
+
+For every benchmark given (with its statistics cache):
+
+1. the core issue's default search runs on the search split (GP defaults, seed 0) — deterministic for a given
+   cache, so rerunning reproduces it — writing ``runs/results/<benchmark>/`` (best.json, summary.json, history);
+2. the held-out table (:func:`lpzero_core.evaluation.report`): that searched proxy, the proxy searched on every
+   *other* benchmark (cross-benchmark transfer, kind ``transfer``), LPZero's released proxies, every network
+   baseline in the cache and the structural baselines;
+3. ``results/<benchmark>.csv`` and ``.md`` (a caption line naming the cache, the split and the searched proxy,
+   then the table), and the README block between ``<!-- results:<benchmark> -->`` and
+   ``<!-- /results:<benchmark> -->`` replaced by the caption and the table's main columns.
+
+A partial cache (``allow_partial``) is evaluated on the architectures it holds; the caption says how many.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from lpzero_core import evaluation
+from lpzero_core.cache import StatsCache, atomic_write_text
+from lpzero_core.errors import LPZeroError
+from lpzero_core.gp import GPConfig, save_result, search
+from lpzero_core.proxy import Proxy
+
+README_COLUMNS = ["proxy", "kind", "kendall", "kendall_ci_low", "kendall_ci_high", "spearman", "top10_kendall",
+                  "strata_kendall", "partial_spearman", "seconds_per_arch"]
+
+
+def caption(cache: StatsCache, searched: Proxy) -> str:
+    """One line naming what the table was computed on."""
+    extracted = len(cache)
+    total = cache.manifest.get("n_total", extracted)
+    return (f"{cache.name} ({cache.manifest['variant']}, cache {cache.manifest['key']}): held-out n = "
+            f"{len(cache.heldout_ids)} of {extracted} extracted / {total} architectures; search split "
+            f"n = {len(cache.search_ids)}; searched proxy (GP defaults, seed 0): `{searched}` = {searched.formula()}")
+
+
+def embed(readme: str, name: str, block: str) -> str:
+    """``readme`` with the text between the ``results:<name>`` markers replaced by ``block``."""
+    pattern = re.compile(rf"(<!-- results:{re.escape(name)} -->\n).*?(<!-- /results:{re.escape(name)} -->)", re.S)
+    if not pattern.search(readme):
+        raise LPZeroError(f"README has no <!-- results:{name} --> … <!-- /results:{name} --> block to fill")
+    return pattern.sub(lambda m: m.group(1) + block.rstrip("\n") + "\n" + m.group(2), readme)
+
+
+def write_results(caches: dict[str, StatsCache], out: str | Path = "results", runs: str | Path = "runs/results",
+                  readme: str | Path | None = "README.md", n_resamples: int = 1000,
+                  progress: bool = True) -> dict[str, pd.DataFrame]:
+    """Search, evaluate and write the tables of the named caches (e.g. ``{"flexibert": open_cache("flexibert")}``);
+    returns them. The README is checked for every block before anything is written."""
+    text = Path(readme).read_text() if readme else None
+    for name in caches if text is not None else ():
+        embed(text, name, "")
+    searched = {}
+    for name, cache in caches.items():
+        config = GPConfig(seed=0)
+        result = search(cache, config, Path(runs) / name, progress=progress)
+        save_result(Path(runs) / name, result, cache, config)
+        searched[name] = result.best
+    tables, out = {}, Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, cache in caches.items():
+        proxies = {"searched (seed 0)": searched[name]}
+        transfer = {f"searched on {other} (transfer)": p for other, p in searched.items() if other != name}
+        table = evaluation.report(cache, proxies | transfer, n_resamples=n_resamples)
+        table.loc[table["proxy"].isin(list(transfer)), "kind"] = "transfer"
+        head = caption(cache, searched[name])
+        atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
+        atomic_write_text(out / f"{name}.md", f"{head}\n\n{evaluation.to_markdown(table)}\n")
+        if text is not None:
+            text = embed(text, name, f"{head}\n\n{evaluation.to_markdown(table[README_COLUMNS])}\n")
+        tables[name] = table
+    if text is not None:
+        atomic_write_text(Path(readme), text)
+    return tables

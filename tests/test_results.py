@@ -1,0 +1,63 @@
+"""`lpzero results`: tables per benchmark with transfer rows, README blocks filled, reproducible, all-or-nothing."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from lpzero_core.errors import LPZeroError
+from lpzero_core.results import embed, write_results
+
+README = """# Title
+text before
+<!-- results:first -->
+old table
+<!-- /results:first -->
+between
+<!-- results:second -->
+<!-- /results:second -->
+text after
+"""
+REQUIRED = ["proxy", "kendall", "spearman", "kendall_ci_low", "kendall_ci_high", "top10_kendall", "strata_kendall",
+            "partial_spearman", "seconds_per_arch"]
+
+
+@pytest.fixture
+def caches(synthetic_cache):
+    return {"first": synthetic_cache, "second": synthetic_cache.subset(np.arange(100))}
+
+
+def test_tables_transfer_and_readme(caches, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(README)
+    tables = write_results(caches, tmp_path / "results", tmp_path / "runs", readme, n_resamples=50, progress=False)
+    for name, cache in caches.items():
+        table = pd.read_csv(tmp_path / "results" / f"{name}.csv")
+        assert set(REQUIRED) <= set(table.columns) and len(table) == len(tables[name])
+        kinds = dict(zip(table["proxy"], table["kind"]))
+        other = "second" if name == "first" else "first"
+        assert kinds["searched (seed 0)"] == "searched" and kinds[f"searched on {other} (transfer)"] == "transfer"
+        assert {"n_layers", "n_layers_hidden", "params_total"} <= set(table["proxy"])
+        assert (table["n"] == len(cache.heldout_ids)).all()
+        assert (tmp_path / "runs" / name / "best.json").exists()
+    text = readme.read_text()
+    assert "old table" not in text and text.startswith("# Title\ntext before\n") and text.endswith("text after\n")
+    assert text.count("| searched (seed 0) |") == 2 and "held-out n = 50 of 100 extracted" in text
+
+
+def test_rerun_is_identical(caches, tmp_path):
+    for run in ("a", "b"):
+        write_results(caches, tmp_path / run, tmp_path / f"runs-{run}", None, n_resamples=50, progress=False)
+    for name in caches:
+        assert (tmp_path / "a" / f"{name}.csv").read_bytes() == (tmp_path / "b" / f"{name}.csv").read_bytes()
+
+
+def test_missing_readme_block_writes_nothing(caches, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(README.replace("<!-- results:second -->\n", ""))
+    with pytest.raises(LPZeroError, match="results:second"):
+        write_results(caches, tmp_path / "results", tmp_path / "runs", readme, n_resamples=50, progress=False)
+    assert not (tmp_path / "results").exists() and readme.read_text() == README.replace("<!-- results:second -->\n", "")
+
+
+def test_embed_replaces_only_its_block():
+    out = embed(README, "second", "new")
+    assert "<!-- results:second -->\nnew\n<!-- /results:second -->" in out and "old table" in out
