@@ -44,7 +44,7 @@ extract: venv
 # unfinished cache: the tables then say how many architectures they cover).
 RESULTS_FLAGS ?=
 results: venv
-	$(BIN)/lpzero results $(RESULTS_FLAGS)
+	$(BIN)/lpzero results --published 30 $(RESULTS_FLAGS)
 
 lab: venv
 	$(BIN)/python -m ipykernel install --user --name lpzero --display-name "LPZero (.venv)" >/dev/null

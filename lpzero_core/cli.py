@@ -130,6 +130,14 @@ def cmd_results(args) -> int:
                            progress=not args.quiet)
     for name, table in tables.items():
         print(f"\n{name}:\n{evaluation.to_markdown(table[README_COLUMNS])}")
+    if args.published:
+        from lpzero_core.results import published_comparison
+
+        table = published_comparison(args.published, progress=not args.quiet)
+        out = Path(args.out) / "flexibert-port-vs-published"
+        atomic_write_text(out.with_suffix(".csv"), table.to_csv(index=False))
+        atomic_write_text(out.with_suffix(".md"), evaluation.to_markdown(table) + "\n")
+        print(f"\nflexibert port vs the published CSV:\n{evaluation.to_markdown(table)}")
     print(f"wrote {', '.join(f'{args.out}/{n}.csv|md' for n in tables)}"
           + ("" if args.no_readme else f" and the README blocks of {args.readme}"))
     return 0
@@ -194,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--readme", default="README.md", help="README whose results blocks are filled")
     p.add_argument("--no-readme", action="store_true")
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--published", type=int, default=0, metavar="N",
+                   help="also compare our FlexiBERT port baselines with the published CSV on N architectures")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_results)
     return parser

@@ -77,3 +77,44 @@ def write_results(caches: dict[str, StatsCache], out: str | Path = "results", ru
     if text is not None:
         atomic_write_text(Path(readme), text)
     return tables
+
+
+#: ``BERT_results_activation.csv`` column → the baseline of this project computing the same quantity.
+PUBLISHED_COLUMNS = {"Number of Parameters": "params", "Synaptic Diversity": "synaptic_diversity",
+                     "Synaptic Saliency": "synaptic_saliency", "Activation Distance": "nwot",
+                     "Jacobian Score": "jacobian_score", "Head Importance": "head_importance",
+                     "Head Confidence": "head_confidence", "Head Softmax Confidence": "head_softmax_confidence"}
+
+
+def published_comparison(n_archs: int = 60, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Our baselines on FlexiBERT ``port`` (the network behind the published CSV) vs the CSV's columns.
+
+    On ``n_archs`` architectures evenly spaced over the 500, per column: how many values agree to rounding
+    (relative difference ≤ 1e-6), Spearman ρ between ours and the published values across architectures, and
+    each one's ρ with the GLUE score. Values need not agree beyond ``params``: the published run used another
+    batch (128 × 512 OpenWebText tokens vs our default text batch), another random initialisation, and the
+    defects listed in each baseline's docstring (e.g. the CSV activation distance counts each layer H times).
+    """
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from lpzero_core import baselines, benchmarks, metrics
+    from lpzero_core.benchmarks.flexibert import published_metrics
+
+    benchmark = benchmarks.get("flexibert", "port")
+    published = published_metrics()
+    ids = np.linspace(0, len(benchmark) - 1, n_archs).round().astype(int)
+    batch = benchmark.batch(benchmark.default_batch_size, benchmark.default_seq_len, seed)
+    ours = [baselines.compute(benchmark, int(i), batch, seed, names=list(PUBLISHED_COLUMNS.values()))[0]
+            for i in tqdm(ids, disable=not progress, desc="port baselines", unit="arch")]
+    glue = benchmark.target[ids]
+    rows = []
+    for column, name in PUBLISHED_COLUMNS.items():
+        mine = np.array([o[name] for o in ours])
+        theirs = published.loc[ids, column].to_numpy(float)
+        agree = np.isclose(mine, theirs, rtol=1e-6, atol=0.0)
+        rows.append({"csv column": column, "baseline": name, "n": len(ids), "equal to rounding": int(agree.sum()),
+                     "spearman ours vs csv": metrics.spearman(mine, theirs),
+                     "spearman ours vs glue": metrics.spearman(mine, glue),
+                     "spearman csv vs glue": metrics.spearman(theirs, glue)})
+    return pd.DataFrame(rows)

@@ -71,12 +71,12 @@ T×T and d×d matrix products); DSC T·h·(K + a) (depthwise + pointwise conv) +
 """
 from __future__ import annotations
 
-import csv
 import functools
 import json
 import math
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -459,10 +459,10 @@ def _records() -> tuple[dict, ...]:
 
 
 @functools.cache
-def _csv_params() -> dict[int, int]:
-    """``ID`` → "Number of Parameters" of ``BERT_results_activation.csv`` (the size of (P))."""
-    with open(locate("flexibert/BERT_results_activation.csv"), newline="") as handle:
-        return {int(row["ID"]): int(row["Number of Parameters"]) for row in csv.DictReader(handle)}
+def published_metrics() -> pd.DataFrame:
+    """``BERT_results_activation.csv`` indexed by ``ID``: the GLUE score and the zero-cost metrics published for
+    (P); "Number of Parameters" is the size of (P)."""
+    return pd.read_csv(locate("flexibert/BERT_results_activation.csv"), index_col="ID")
 
 
 def _count(module: nn.Module) -> int:
@@ -517,7 +517,7 @@ class FlexiBERT(Benchmark):
         """``{"params": (published, rebuilt)}``: published is the CSV column for (P), the §6.2 / §6.3 formula
         for (T) / (I); rebuilt is the parameter count of the model :meth:`build` makes (counted on meta)."""
         config = self.configs[i]
-        published = _csv_params()[i] if self.variant == "port" else formula_params(self.variant, config)
+        published = int(published_metrics().loc[i, "Number of Parameters"]) if self.variant == "port" else formula_params(self.variant, config)
         return {"params": (published, _count(make_model(self.variant, config, device="meta")))}
 
 
