@@ -11,8 +11,14 @@ Sections (``--only`` picks some; every figure is measured now, none is read from
   one torch thread as extraction runs; the projected single-worker total (Σ over all architectures of the
   per-architecture times of a complete cache's metadata, or the quantile sample's mean × N when incomplete);
   and the Dask speed-up of 2 workers over 1 on the same architectures (cluster start-up included).
+* ``fidelity`` — per benchmark with a default cache: for the first 30 cached architectures, proxies whose
+  branches have three unary ops (read from the bounded samples, not the full-fidelity tables) scored from the
+  cache vs from the model's full tensors (a fresh forward+backward): Spearman ρ across the architectures, the
+  median relative error, and the spread of the exact values across architectures (coefficient of variation:
+  a proxy that hardly varies cannot keep its ranking under any sampling); LPZero's released proxies (two
+  ops: tables) as the exact reference.
 
-Usage: ``python bench/bench.py [--only search extract] [--seeds 3] [--json runs/bench.json]``.
+Usage: ``python bench/bench.py [--only search extract fidelity] [--seeds 3] [--json runs/bench.json]``.
 """
 from __future__ import annotations
 
@@ -27,12 +33,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lpzero_core import benchmarks
+from lpzero_core import benchmarks, metrics
 from lpzero_core.benchmarks import synthetic
 from lpzero_core.cache import StatsCache, cache_dir
 from lpzero_core.errors import LPZeroError
 from lpzero_core.extract import extract, extract_one, one_thread, proxy_inputs, settings
 from lpzero_core.gp import GPConfig, evaluate_candidate, random_proxy, search
+from lpzero_core.proxy import RELEASED
 from lpzero_core.pruning import RPS
 
 REAL = ("flexibert", "gpt2-wt103")
@@ -164,9 +171,41 @@ def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:
     return rows, total, dask
 
 
+def sample_fidelity(name: str, n_archs: int = 30, n_proxies: int = 5, seed: int = 0) -> list[dict]:
+    """Spearman ρ between cache-based and direct scores of 3-op proxies over ``n_archs`` cached architectures."""
+    benchmark = benchmarks.get(name)
+    config = settings(benchmark)
+    cache = StatsCache.load(cache_dir(config), allow_partial=True)
+    positions = np.arange(min(n_archs, len(cache)))
+    rng, proxies = np.random.default_rng(seed), dict(RELEASED)
+    while len(proxies) < len(RELEASED) + n_proxies:
+        proxy = random_proxy(rng, GPConfig(n_unary=3))
+        values = proxy.evaluate(cache, positions)
+        if np.isfinite(values).all() and np.ptp(values) > 0:
+            proxies[str(proxy)] = proxy
+    batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
+    direct = {key: [] for key in proxies}
+    torch.set_flush_denormal(True)
+    for position in positions:
+        with one_thread():
+            inputs = proxy_inputs(benchmark, benchmark.build(cache.manifest["indices"][position], seed), batch)
+        for key, proxy in proxies.items():
+            direct[key].append(proxy.score_tensors(inputs))
+    rows = []
+    for key, proxy in proxies.items():
+        cached, exact = proxy.evaluate(cache, positions), np.array(direct[key])
+        rows.append({"benchmark": name, "proxy": key, "archs": len(positions),
+                     "source": "tables" if max(map(len, proxy.ops)) <= 2 else "samples",
+                     "spearman cache vs direct": metrics.spearman(cached, exact),
+                     "median rel. error": float(np.median(np.abs(cached - exact) / np.abs(exact).clip(1e-12))),
+                     "spread across archs (CV)": float(exact.std() / np.abs(exact.mean()).clip(1e-12))})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="+", choices=("search", "extract"), default=["search", "extract"])
+    parser.add_argument("--only", nargs="+", choices=("search", "extract", "fidelity"),
+                        default=["search", "extract", "fidelity"])
     parser.add_argument("--seeds", type=int, default=3, help="GP seeds per setting")
     parser.add_argument("--benchmarks", nargs="+", choices=REAL, default=list(REAL))
     parser.add_argument("--dask-archs", type=int, default=6, help="architectures in the Dask speed-up run")
@@ -192,6 +231,10 @@ def main(argv: list[str] | None = None) -> None:
         figures["extraction per architecture (one thread)"] = per_arch
         figures["extraction total"] = totals
         figures["Dask 2 workers vs 1"] = dask
+    if "fidelity" in args.only:
+        figures["sample fidelity: cache vs direct (3-op proxies)"] = [
+            row for name in args.benchmarks if (cache_dir(settings(benchmarks.get(name))) / "manifest.json").exists()
+            for row in sample_fidelity(name)]
     for title, rows in figures.items():
         print_table(title, rows)
     if args.json:

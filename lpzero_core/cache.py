@@ -35,7 +35,7 @@ from safetensors.numpy import load_file, save_file
 
 from lpzero_core.benchmarks.base import INPUTS
 from lpzero_core.errors import LPZeroError
-from lpzero_core.ops import TABLE_INDEX, apply_chain
+from lpzero_core.ops import SCALAR_OPS, TABLE_INDEX, apply_chain, estimate_chain
 
 #: bump when the meaning of stored statistics changes; part of every cache key
 EXTRACTION_VERSION = 1
@@ -232,13 +232,31 @@ class StatsCache:
         return self._memo[memo_key]
 
     def _sampled_branch(self, name: str, ops: tuple[str, ...]) -> np.ndarray:
-        samples = self.samples[name]
-        flat = torch.from_numpy(np.concatenate(samples, axis=0))
-        chain = torch.vmap(lambda s: apply_chain(s, ops).mean(dtype=torch.float64))
-        means = chain(flat).numpy()
-        values = np.zeros((len(samples), self.tables[name].shape[-1]))
-        start = 0
-        for a, s in enumerate(samples):
-            values[a, : len(s)] = means[start:start + len(s)]
-            start += len(s)
+        """Chains of 3+ ops. Exact when op 1 or op 2 reduces to a scalar (that scalar is in the table; the rest
+        of the chain acts on it). Otherwise estimated from the samples (:func:`ops.estimate_chain`), with the
+        whole site's row count, size, mean and std read from its table: 1 / mean(softmax(x)) = rows (softmax
+        runs over dim 0), ‖x‖² / mean(x²) = numel, mean(x), std(x)."""
+        table, n_sites = self.tables[name], self.n_sites[name]
+        t = lambda first, second: torch.from_numpy(table[:, TABLE_INDEX[first], TABLE_INDEX[second], :])
+        reduced_at = next((k for k, op in enumerate(ops[:2]) if op in SCALAR_OPS), None)
+        if reduced_at is not None:
+            scalars = t(ops[0], ops[1] if reduced_at == 1 else "no_op")
+            rest = ops[reduced_at + 1:]
+            values = torch.vmap(lambda v: apply_chain(v, rest).double())(scalars.reshape(-1)).reshape(scalars.shape)
+            values = values.numpy()
+        else:
+            samples = self.samples[name]
+            live = [(a, s) for a in range(len(samples)) for s in range(n_sites[a])]
+            stat = lambda tensor: torch.stack([tensor[a, s] for a, s in live])
+            rows, numel = 1.0 / stat(t("softmax", "no_op")), stat(t("frobenius_norm", "no_op")) ** 2
+            numel = numel / stat(t("element_wise_pow", "no_op"))
+            flat = torch.from_numpy(np.concatenate(samples, axis=0))  # float32, as the models computed
+            numel = torch.where(torch.isfinite(numel) & (numel > 0), numel, float(flat[0].numel()))
+            site_stats = [v.float() for v in (rows, numel, stat(t("no_op", "to_mean_scalar")),
+                                               stat(t("no_op", "to_std_scalar")))]
+            chain = torch.vmap(lambda x, *st: estimate_chain(x, ops, *st).mean(dtype=torch.float64))
+            means = chain(flat, *site_stats)
+            values = np.zeros((table.shape[0], table.shape[-1]))
+            values[tuple(np.array(live).T)] = means.numpy()
+        values[np.arange(values.shape[1])[None, :] >= n_sites[:, None]] = 0.0
         return values

@@ -189,6 +189,39 @@ def apply_chain(x: Tensor, ops: tuple[str, ...]) -> Tensor:
     return x
 
 
+def estimate_chain(sample: Tensor, ops: tuple[str, ...], rows: Tensor, numel: Tensor, mean: Tensor,
+                   std: Tensor) -> Tensor:
+    """``apply_chain(x, ops)`` estimated from a sample of ``x``: ``sample`` [R, C] holds R of the ``rows`` rows of
+    ``x`` viewed as [rows, numel / rows]; ``mean`` and ``std`` are exact statistics of the whole ``x``.
+
+    Element-wise ops need no correction; those that normalise over elements the sample lacks are corrected:
+
+    * softmax over dim 0: the column normaliser Σ_rows e^x is estimated as (rows / R) · Σ_R e^x, so
+      softmax(x) ≈ softmax_R(x) · R / rows, and logsoftmax(x) ≈ logsoftmax_R(x) − log(rows / R);
+    * frobenius_norm: ‖x‖ ≈ ‖sample‖ · √(numel / (R·C));
+    * normalize as the first op uses the exact ``mean`` and ``std``; later it (and min_max_normalize, the
+      scalar means) uses the sample's own statistics as estimates.
+
+    Once an op has reduced to a scalar the rest of the chain is exact. Static control flow only (vmap-safe).
+    """
+    x, r, n = sample, sample.shape[0], sample.numel()
+    for k, name in enumerate(ops):
+        if x.dim() == 0:
+            x = UNARY[name](x)
+        elif name == "softmax":
+            x = torch.softmax(x, dim=0) * (r / rows)
+        elif name == "logsoftmax":
+            x = torch.log_softmax(x, dim=0) - torch.log(rows / r)
+        elif name == "frobenius_norm":
+            x = torch.linalg.vector_norm(x) * torch.sqrt(numel / n)
+        elif name == "normalize" and k == 0:
+            z = (x - mean) / std
+            x = torch.where(torch.isnan(z), torch.zeros_like(z), z)
+        else:
+            x = UNARY[name](x)
+    return x
+
+
 def site_mean(y: Tensor) -> float:
     """The per-site reduction of the template: the mean of all elements, as a Python float.
 

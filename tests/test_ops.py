@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lpzero_core import ops
-from lpzero_core.ops import EPS, UNARY
+from lpzero_core.ops import EPS, UNARY, apply_chain, estimate_chain
 
 X = torch.tensor([[0.0, -2.0, 3.0], [float("nan"), 0.5, -0.25]], dtype=torch.float64)
 FINITE = torch.tensor([[0.0, -2.0, 3.0], [1.0, 0.5, -0.25]], dtype=torch.float64)
@@ -96,3 +96,32 @@ def test_site_mean_never_overflows_the_summation():
     big = torch.full((1000,), 3e38)  # float32 sum overflows; the mean does not
     assert ops.site_mean(big) == pytest.approx(3e38, rel=1e-6)
     assert ops.site_mean(torch.tensor([1.0, float("inf")])) == float("inf")
+
+
+THREE_OP_CHAINS = [("softmax", "element_wise_log", "element_wise_abs"), ("logsoftmax", "element_wise_pow", "no_op"),
+                   ("frobenius_norm", "element_wise_exp", "softmax"), ("normalize", "element_wise_pow", "sigmoid"),
+                   ("element_wise_abs", "l1_norm", "element_wise_log"), ("min_max_normalize", "softmax", "logsoftmax")]
+
+
+def _site_stats(x):
+    return (torch.tensor(float(x.shape[0])), torch.tensor(float(x.numel())), x.mean(), x.std())
+
+
+@pytest.mark.parametrize("ops", THREE_OP_CHAINS)
+def test_estimate_chain_is_exact_on_a_complete_sample(ops):
+    x = torch.randn(16, 32, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(estimate_chain(x, ops, *_site_stats(x)), apply_chain(x, ops))
+
+
+def test_estimate_chain_corrects_for_missing_rows_and_elements():
+    x = torch.randn(256, 64, generator=torch.Generator().manual_seed(1))
+    sample = x[::16, ::2]  # 16 of 256 rows, half the columns
+    stats = _site_stats(x)
+    softmax_mean = estimate_chain(sample, ("softmax", "no_op", "no_op"), *stats).mean()
+    assert softmax_mean == pytest.approx(1 / 256, rel=0.05)  # exact: mean softmax over dim 0 = 1 / rows
+    uncorrected = torch.softmax(sample, dim=0).mean()
+    assert uncorrected == pytest.approx(1 / 16, rel=0.05)
+    norm = estimate_chain(sample, ("frobenius_norm", "no_op", "no_op"), *stats)
+    assert norm == pytest.approx(float(torch.linalg.vector_norm(x)), rel=0.05)
+    log_mean = estimate_chain(sample, ("logsoftmax", "to_mean_scalar", "no_op"), *stats)
+    assert log_mean == pytest.approx(float(apply_chain(x, ("logsoftmax", "to_mean_scalar", "no_op"))), rel=0.02)

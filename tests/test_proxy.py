@@ -71,6 +71,18 @@ def test_cache_evaluation_equals_direct(synthetic_cache):
         np.testing.assert_allclose(cached, direct, rtol=1e-6, atol=1e-9, equal_nan=True, err_msg=str(proxy))
 
 
+@pytest.mark.parametrize("text", ["sum(weight.to_std_scalar.exp.sigmoid, act.abs.l1_norm.log)@mean",
+                                  "product(grad.frobenius_norm.invert.sqrt, head.pow.to_mean_scalar.abslog)@mean"])
+def test_three_op_chains_reduced_early_are_exact(synthetic_cache, text):
+    """Op 1 or op 2 reduces to a scalar: the cache reads that scalar from the table, so the result is exact."""
+    from lpzero_core.benchmarks.synthetic import generate
+
+    archs, tensors = generate(150, seed=0)
+    proxy, ids = Proxy.parse(text), np.arange(10)
+    direct = np.array([proxy.score_tensors({x: tensors[x][a] for x in INPUTS}) for a in ids])
+    np.testing.assert_allclose(proxy.evaluate(synthetic_cache, ids), direct, rtol=1e-6)
+
+
 def test_non_finite_values_are_reported_not_averaged(synthetic_cache):
     proxy = Proxy.parse("sum(weight.exp.exp, act.abs)@mean")  # exp(exp(x)) overflows on large entries
     scores = proxy.evaluate(synthetic_cache)
