@@ -23,7 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,9 +30,10 @@ import numpy as np
 import pandas as pd
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from lpzero_core.benchmarks.base import INPUTS
+from lpzero_core.data import atomic_write
 from lpzero_core.errors import LPZeroError
 from lpzero_core.ops import SCALAR_OPS, TABLE_INDEX, apply_chain, estimate_chain
 
@@ -59,12 +59,8 @@ def cache_key(settings: dict) -> str:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory and a rename."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    """Write ``text`` (UTF-8) atomically (:func:`lpzero_core.data.atomic_write`)."""
+    atomic_write(path, text.encode())
 
 
 def site_sample(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -88,11 +84,7 @@ def write_arch(directory: Path, index: int, tables: dict[str, np.ndarray], sampl
     """Atomically write one architecture's statistics."""
     tensors = {f"table.{k}": np.ascontiguousarray(v, dtype=np.float64) for k, v in tables.items()}
     tensors |= {f"sample.{k}": np.ascontiguousarray(v, dtype=np.float32) for k, v in samples.items()}
-    path = arch_path(directory, index)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    os.close(fd)
-    save_file(tensors, tmp, metadata={"meta": json.dumps({**meta, "index": index})})
-    os.replace(tmp, path)
+    atomic_write(arch_path(directory, index), save(tensors, metadata={"meta": json.dumps({**meta, "index": index})}))
 
 
 def read_arch(directory: Path, index: int, key: str) -> tuple[dict[str, np.ndarray], dict] | None:

@@ -95,7 +95,7 @@ def locate(relpath: str, download: bool | None = None) -> Path:
             f"{_expected(relpath)}), refusing to use it"
         )
     path = DOWNLOAD_DIR / relpath
-    _atomic_write(path, payload)
+    atomic_write(path, payload)
     return path
 
 
@@ -142,8 +142,10 @@ def _fetch(url: str) -> bytes:
         return response.read()
 
 
-def _atomic_write(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename."""
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename: readers see the
+    old file or the whole new one, never a part (a failed write leaves no temporary behind)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
         try:
