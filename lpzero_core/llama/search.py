@@ -1,0 +1,235 @@
+"""Proxy-guided evolutionary search over MLP widths under a parameter budget, and its baselines.
+
+Proxy inputs of a sub-network (one calibration batch, eval mode, next-token loss, one backward pass)
+------------------------------------------------------------------------------------------------------
+==========  ==============================================================================================
+input       per-site tensors, in layer order
+==========  ==============================================================================================
+weight      the 7 projection weights of every decoder layer: q, k, v, o, gate, up, down (7·L sites)
+grad        their gradients ``∂loss/∂W``, read after ``loss.backward()`` (same 7·L sites)
+act         the MLP activation output ``act(G x) ⊙ (U x)`` = the input of ``down_proj`` (L sites, [B, T, w_l])
+head        the query projection output ``q_proj(x)`` (L sites)
+softmax     the attention probabilities (L sites, [B, heads, T, T]; the pass runs eager attention for it)
+jacobian    ``∂loss/∂E`` for the input embeddings ``E`` (1 site)
+==========  ==============================================================================================
+Only the inputs the proxy reads are collected; tensors stay in the model's dtype. The embedding and head weights
+are not sites. During the pass only the site weights require grad (the input embeddings too for ``jacobian``);
+afterwards every ``.grad`` of the model is ``None`` and the ``requires_grad`` flags are restored. The default proxy
+(:data:`DEFAULT_PROXY`) is the one LPZero released for GPT-2 (``lpzero_core.proxy.RELEASED["lpzero_gpt2"]``),
+``mean_l[ mean(W_l²) + mean(softmax(G_l)²) ]`` (softmax over dim 0 of each gradient), here over the 7·L
+projections.
+
+Budget
+------
+A configuration is *feasible* when its kept fraction (of the MLP parameters, ``budget_of="mlp"``, or of all
+parameters, ``"total"``) is at most ``budget``. A budget below the smallest sub-network's fraction is an
+:class:`LPZeroError`. Random and evolved configurations are *repaired* to be feasible and maximal: random layers
+are narrowed one step until the configuration fits, then random layers are widened one step while it still fits,
+so every candidate sits within one width step of the budget and candidates are compared at (nearly) equal size.
+
+Evolution (steady state, like LPZero's GP; ``rng = numpy.random.default_rng`` of the first of two
+``SeedSequence(seed).spawn(2)`` children, the second one draws the random baselines)
+------------------------------------------------------------------------------------------------------
+* population: the uniform configuration plus ``population - 1`` repaired random ones (distinct);
+* each of ``iterations`` steps: two parents uniformly from the better half; uniform crossover (each layer's width
+  from either parent, p = 1/2); mutation (each layer redrawn uniformly with p = 1/L); repair; an offspring already
+  in the population is dropped, otherwise it replaces the worst member (the best is never lost);
+* fitness = proxy value (higher is better), each configuration scored once.
+Because the uniform configuration starts in the population, the result's proxy value is never below uniform's.
+
+Baselines (same budget): ``uniform`` (the widest single width that fits), ``magnitude`` (from the full model,
+repeatedly narrow by one step the layer whose next removed channel block has the least total importance, until
+the budget fits) and ``random`` (repaired random configurations).
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from lpzero_core.benchmarks.base import INPUTS
+from lpzero_core.errors import LPZeroError
+from lpzero_core.llama.model import ATTENTION_PROJECTIONS, MLP_PROJECTIONS, decoder_layers
+from lpzero_core.llama.space import SubnetSpace
+from lpzero_core.proxy import RELEASED, Proxy
+
+DEFAULT_PROXY = str(RELEASED["lpzero_gpt2"])
+
+
+def needed_inputs(proxy: Proxy) -> set[str]:
+    """The inputs the proxy's live (not disconnected) branches read."""
+    return {proxy.inputs[k] for k in (0, 1) if not proxy.dropped(k)}
+
+
+def proxy_inputs(model: nn.Module, input_ids: torch.Tensor, needed=INPUTS) -> dict[str, list[torch.Tensor]]:
+    """The proxy inputs ``needed`` of ``model`` on one batch (see the module docstring for the sites)."""
+    needed = set(needed)
+    layers = decoder_layers(model)
+    weights = [m.weight for layer in layers for m in (*(getattr(layer.self_attn, n) for n in ATTENTION_PROJECTIONS),
+                                                      *(getattr(layer.mlp, n) for n in MLP_PROJECTIONS))]
+    record: dict[str, list[torch.Tensor]] = {"act": [], "head": []}
+    hooks = []
+    if "act" in needed:
+        hooks += [layer.mlp.down_proj.register_forward_pre_hook(
+            lambda module, args: record["act"].append(args[0].detach())) for layer in layers]
+    if "head" in needed:
+        hooks += [layer.self_attn.q_proj.register_forward_hook(
+            lambda module, args, output: record["head"].append(output.detach())) for layer in layers]
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:  # gradients only where a site reads them (the parent's shared tensors stay clean)
+            p.requires_grad_(False)
+        for w in weights:
+            w.requires_grad_("grad" in needed)
+        with torch.enable_grad(), _attention("eager" if "softmax" in needed else None, model):
+            ids = input_ids.to(model.device)
+            embeds = model.get_input_embeddings()(ids).detach().requires_grad_("jacobian" in needed)
+            out = model(inputs_embeds=embeds, labels=ids, output_attentions="softmax" in needed, use_cache=False)
+            if needed & {"grad", "jacobian"}:
+                out.loss.backward()
+        found = {"weight": [w.detach() for w in weights], "act": record["act"], "head": record["head"],
+                 "softmax": [a.detach() for a in out.attentions or ()],
+                 "grad": [w.grad for w in weights] if "grad" in needed else [],
+                 "jacobian": [embeds.grad] if "jacobian" in needed else []}
+        return {name: found[name] for name in needed}
+    finally:
+        for handle in hooks:
+            handle.remove()
+        for p, flag in zip(params, flags):
+            p.grad = None
+            p.requires_grad_(flag)
+
+
+@contextmanager
+def _attention(implementation: str | None, model: nn.Module):
+    """Temporarily switch the attention implementation (``None``: leave it)."""
+    before = model.config._attn_implementation
+    if implementation is None or implementation == before:
+        yield
+        return
+    model.set_attn_implementation(implementation)
+    try:
+        yield
+    finally:
+        model.set_attn_implementation(before)
+
+
+def score(space: SubnetSpace, genes, proxy: Proxy, input_ids: torch.Tensor) -> float:
+    """Proxy value of the materialised sub-network ``genes`` on the calibration batch."""
+    sub = space.model if tuple(genes) == space.full else space.materialise(genes)
+    return proxy.score_tensors(proxy_inputs(sub, input_ids, needed_inputs(proxy)))
+
+
+# -- budget ---------------------------------------------------------------------------------------------------
+class Budget:
+    """Feasibility (kept fraction ≤ ``limit``) and repair of configurations of one space."""
+
+    def __init__(self, space: SubnetSpace, limit: float, of: str = "mlp"):
+        smallest = space.fraction(space.smallest, of)
+        if not 0 < limit <= 1:
+            raise LPZeroError(f"budget must be a fraction in (0, 1], got {limit!r}")
+        if limit < smallest:
+            raise LPZeroError(f"budget {limit:g} of the {of} parameters is below the smallest sub-network "
+                              f"({smallest:.3f}); raise the budget or add a smaller ratio")
+        self.space, self.limit, self.of = space, limit, of
+
+    def fits(self, genes) -> bool:
+        return self.space.fraction(genes, self.of) <= self.limit + 1e-12
+
+    def repair(self, genes, rng: np.random.Generator) -> tuple[int, ...]:
+        """Narrow random layers until feasible, then widen random layers while still feasible (maximal)."""
+        genes, last = list(genes), len(self.space.widths) - 1
+        while not self.fits(genes):
+            l = rng.choice([l for l, g in enumerate(genes) if g < last])
+            genes[l] += 1
+        while True:
+            growable = [l for l, g in enumerate(genes) if g > 0 and self.fits(_step(genes, l, -1))]
+            if not growable:
+                return tuple(genes)
+            genes = _step(genes, int(rng.choice(growable)), -1)
+
+    def uniform(self) -> tuple[int, ...]:
+        """The widest single width for all layers that fits."""
+        return next(g for g in ((k,) * self.space.n_layers for k in range(len(self.space.widths))) if self.fits(g))
+
+    def magnitude(self) -> tuple[int, ...]:
+        """Greedy: narrow the layer whose next removed block of channels has the least importance, until it fits."""
+        space, genes = self.space, list(self.space.full)
+        while not self.fits(genes):
+            def removed(l):
+                w, narrower = space.widths[genes[l]], space.widths[genes[l] + 1]
+                return float(space.importance[l][space.order[l][narrower:w]].sum())
+            genes = _step(genes, min((l for l in range(space.n_layers) if genes[l] < len(space.widths) - 1),
+                                     key=removed), +1)
+        return tuple(genes)
+
+
+def _step(genes, layer: int, delta: int) -> list[int]:
+    out = list(genes)
+    out[layer] += delta
+    return out
+
+
+# -- search ---------------------------------------------------------------------------------------------------
+@dataclass
+class SearchResult:
+    """Best configuration, its proxy value, every scored configuration and the per-iteration history."""
+
+    best: tuple[int, ...]
+    best_score: float
+    scores: dict[tuple[int, ...], float]
+    history: pd.DataFrame
+
+
+def search(space: SubnetSpace, proxy: Proxy | str, input_ids: torch.Tensor, budget: Budget,
+           population: int = 8, iterations: int = 16, seed: int = 0) -> SearchResult:
+    """Steady-state evolution maximising the proxy under the budget (see the module docstring)."""
+    if population < 2 or iterations < 0:
+        raise LPZeroError(f"search needs population >= 2 and iterations >= 0, got {population} and {iterations}")
+    proxy = Proxy.parse(proxy) if isinstance(proxy, str) else proxy
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+    scores: dict[tuple[int, ...], float] = {}
+
+    def fitness(genes):
+        if genes not in scores:
+            value = score(space, genes, proxy, input_ids)
+            scores[genes] = value if np.isfinite(value) else -np.inf
+        return scores[genes]
+
+    members = [budget.uniform()]
+    for _ in range(50 * population):
+        if len(members) == population:
+            break
+        genes = budget.repair(space.random(rng), rng)
+        if genes not in members:
+            members.append(genes)
+    rows = []
+    for it in range(iterations + 1):
+        if it:
+            ranked = sorted(members, key=fitness, reverse=True)
+            top = ranked[:max(2, len(ranked) // 2)]
+            a, b = (top[i] for i in rng.choice(len(top), 2))
+            child = tuple(x if rng.random() < 0.5 else y for x, y in zip(a, b))
+            child = tuple(int(rng.integers(len(space.widths))) if rng.random() < 1 / space.n_layers else g
+                          for g in child)
+            child = budget.repair(child, rng)
+            if child not in members:
+                fitness(child)
+                members.remove(ranked[-1])
+                members.append(child)
+        best = max(members, key=fitness)
+        rows.append({"iteration": it, "evaluated": len(scores), "best": scores[best],
+                     "best_widths": space.describe(best)})
+    best = max(members, key=fitness)
+    return SearchResult(best, scores[best], scores, pd.DataFrame(rows))
+
+
+def random_configs(budget: Budget, n: int, seed: int = 0) -> list[tuple[int, ...]]:
+    """``n`` repaired random configurations from the second seed stream (independent of the search)."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    return [budget.repair(budget.space.random(rng), rng) for _ in range(n)]
