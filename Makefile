@@ -46,9 +46,25 @@ RESULTS_FLAGS ?=
 results: venv
 	$(BIN)/lpzero results --published 30 $(RESULTS_FLAGS)
 
+# JupyterLab on the project. The notebooks name the kernel "python3": installed into the venv (which Jupyter
+# prefers over user-level kernels), it is the venv's own interpreter. LAB_FLAGS: e.g. --no-browser --port 8890.
+LAB_FLAGS ?=
 lab: venv
-	$(BIN)/python -m ipykernel install --user --name lpzero --display-name "LPZero (.venv)" >/dev/null
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (LPZero .venv)" >/dev/null
+	$(BIN)/jupyter lab --notebook-dir=. $(LAB_FLAGS)
+
+# The paper's figures: notebooks 01 -> 02 -> 03 run headless (papermill) for each benchmark; executed copies in
+# runs/paper/<benchmark>/, figures in figures/<benchmark>_*.png|pdf. PAPER_FLAGS adds papermill parameters to
+# every notebook, e.g. PAPER_FLAGS="-p allow_partial True" for an unfinished cache.
+PAPER_BENCHMARKS ?= flexibert gpt2-wt103
+PAPER_FLAGS ?=
+paper: venv results
+	@set -e; for b in $(PAPER_BENCHMARKS); do mkdir -p runs/paper/$$b; \
+	  for nb in 01_extract_statistics 02_search_proxy 03_correlation_plots; do \
+	    echo "== $$b: $$nb"; \
+	    $(BIN)/papermill -k python3 --log-level WARNING notebooks/$$nb.ipynb runs/paper/$$b/$$nb.ipynb \
+	      -p benchmark $$b $(PAPER_FLAGS); \
+	  done; done
 
 clean-cache:
 	rm -rf data/cache

@@ -8,9 +8,23 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 import pytest  # noqa: E402
 
 
+SYNTHETIC = dict(n_archs=150, seed=0, n_search=50)
+
+
 @pytest.fixture(scope="session")
-def synthetic_cache(tmp_path_factory):
-    """A small synthetic statistics cache (150 architectures, 50 in the search split)."""
+def synthetic_cache_dir(tmp_path_factory):
+    """Directory of a small synthetic statistics cache (``SYNTHETIC``: 150 architectures, 50 in the search
+    split), written once per session."""
     from lpzero_core.benchmarks.synthetic import make_cache
 
-    return make_cache(tmp_path_factory.mktemp("synthetic"), n_archs=150, seed=0, n_search=50)
+    directory = tmp_path_factory.mktemp("synthetic")
+    make_cache(directory, **SYNTHETIC)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(synthetic_cache_dir):
+    """The cache of ``synthetic_cache_dir``, loaded."""
+    from lpzero_core.cache import StatsCache
+
+    return StatsCache.load(synthetic_cache_dir)

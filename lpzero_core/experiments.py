@@ -1,0 +1,252 @@
+"""Experiments behind the notebooks and `make paper`: caches, search runs, seed studies and the n_unary ablation.
+
+The notebooks only call these functions and the figures of ``plots.py``; everything here is plain Python and
+tested on the synthetic benchmark.
+
+Conventions
+-----------
+* Relative paths are resolved against the project root (the directory that holds ``lpzero_core``), so a notebook
+  gives the same result from JupyterLab (working directory ``notebooks/``) and from papermill (the root).
+* One GP run lives in one directory, as written by ``lpzero search``: ``history.csv``, ``timings.csv``,
+  ``checkpoint.json``, ``best.json`` and ``summary.json``. A run whose ``summary.json`` records the same GP
+  settings on the same cache (manifest key and architecture list) is reused instead of recomputed, so rerunning
+  ``make paper`` costs only what changed.
+* Fitness is the search-split correlation (``GPConfig.fitness``); every held-out number is on
+  ``cache.heldout_ids``. "Iteration" counts offspring: iteration 0 is the best of the initial population.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lpzero_core.cache import StatsCache, atomic_write_text
+from lpzero_core.errors import LPZeroError
+from lpzero_core.gp import GPConfig, save_result, search
+from lpzero_core.proxy import Proxy
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SUMMARY_COLUMNS = ("seed", "rps", "n_unary", "iterations", "proxy", "formula", "search_fitness", "heldout_spearman",
+                   "heldout_kendall", "evaluations", "rejected", "wall_seconds", "out")
+
+
+def project_path(path: str | Path | None) -> Path | None:
+    """``path`` as an absolute path, relative ones taken from the project root; None stays None."""
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+# -- caches ------------------------------------------------------------------------------------------------------
+def prepare_cache(benchmark: str, variant: str | None = None, archs: str | None = None,
+                  batch_size: int | None = None, seq_len: int | None = None, seed: int = 0, workers: int = 1,
+                  directory: str | Path | None = None, n_archs: int = 500, n_search: int = 100,
+                  allow_partial: bool = False, progress: bool = True) -> StatsCache:
+    """Notebook 01: fill the statistics cache of ``benchmark`` and return it loaded.
+
+    * ``synthetic``: the planted benchmark with ``n_archs`` architectures (the first ``n_search`` form the search
+      split), written to ``directory`` (default: the cache root) unless a cache with exactly these settings is
+      already there;
+    * ``flexibert`` / ``gpt2-wt103``: ``extract.extract`` of the architectures ``archs`` (``"START:STOP"``, an
+      index or a comma list; default all), resumable, so a complete cache costs only its loading. A cache that
+      still misses architectures outside ``archs`` needs ``allow_partial``.
+    """
+    from lpzero_core import benchmarks, extract
+
+    directory = project_path(directory)
+    if benchmark == "synthetic":
+        from lpzero_core.benchmarks import synthetic
+
+        if directory is None:
+            directory = synthetic.cache_dir(synthetic.settings(n_archs, seed))
+        manifest = directory / "manifest.json"
+        if manifest.exists():
+            data = json.loads(manifest.read_text())
+            if (data.get("settings") == synthetic.settings(n_archs, seed) and len(data["arch_keys"]) == n_archs
+                    and data["search_ids"] == list(range(n_search))):
+                return StatsCache.load(directory)
+        return synthetic.make_cache(directory, n_archs=n_archs, seed=seed, n_search=n_search)
+    bench = benchmarks.get(benchmark, variant)
+    ids = extract.parse_archs(archs, len(bench))
+    directory = extract.extract(bench, ids, batch_size, seq_len, seed, workers, directory=directory,
+                                progress=progress)
+    return StatsCache.load(directory, allow_partial)
+
+
+def open_cache(benchmark: str, variant: str | None = None, directory: str | Path | None = None,
+               allow_partial: bool = False, batch_size: int | None = None, seq_len: int | None = None,
+               seed: int = 0) -> StatsCache:
+    """The cache notebook 01 filled (same arguments), for notebooks 00, 02 and 03."""
+    from lpzero_core.extract import open_cache as _open
+
+    return _open(benchmark, variant, batch_size, seq_len, seed, project_path(directory), allow_partial)
+
+
+def cache_identity(cache: StatsCache) -> str:
+    """Manifest key plus a hash of the architectures present: two caches with one identity give one search."""
+    blob = json.dumps([cache.manifest["key"], cache.manifest["arch_keys"], cache.manifest["search_ids"]])
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_proxy(path: str | Path) -> Proxy:
+    """A proxy from a ``best.json`` / ``Proxy.to_json`` file, or from a canonical string."""
+    resolved = project_path(path)
+    if resolved.suffix == ".json":
+        if not resolved.exists():
+            raise LPZeroError(f"no proxy file {resolved}; run notebook 02 (or `lpzero search`) first")
+        return Proxy.from_dict(json.loads(resolved.read_text()))
+    return Proxy.parse(str(path))
+
+
+# -- search runs -------------------------------------------------------------------------------------------------
+def _config_json(config: GPConfig) -> dict:
+    return json.loads(json.dumps(asdict(config)))
+
+
+def run_search(cache: StatsCache, config: GPConfig, out: str | Path, progress: bool = False) -> dict:
+    """One GP run into ``out`` (files as ``lpzero search`` writes them); returns its summary.
+
+    The summary is ``gp.save_result``'s (``proxy``, ``formula``, ``search`` and ``heldout`` ({spearman, kendall,
+    n}), ``rejected``, ``evaluations``, ``wall_seconds``, ``seed``, ``config``) plus ``cache``
+    (``cache_identity``).
+    A previous run in ``out`` with the same config and cache is returned as it is.
+    """
+    out = project_path(out)
+    summary_path = out / "summary.json"
+    identity = cache_identity(cache)
+    if summary_path.exists() and (out / "history.csv").exists():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("config") == _config_json(config) and summary.get("cache") == identity:
+            return summary
+    result = search(cache, config, out, progress=progress)
+    summary = {**save_result(out, result, cache, config), "cache": identity}
+    atomic_write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
+    return summary
+
+
+def summary_row(summary: dict, out: str | Path) -> dict:
+    """One flat row (``SUMMARY_COLUMNS``) of a run summary."""
+    config = summary["config"]
+    return {"seed": config["seed"], "rps": config["rps"], "n_unary": config["n_unary"],
+            "iterations": config["iterations"], "proxy": summary["proxy"], "formula": summary["formula"],
+            "search_fitness": summary["search"][config["fitness"]],
+            "heldout_spearman": summary["heldout"]["spearman"], "heldout_kendall": summary["heldout"]["kendall"],
+            "evaluations": summary["evaluations"], "rejected": sum(summary["rejected"].values()),
+            "wall_seconds": summary["wall_seconds"], "out": str(out)}
+
+
+def read_history(run: str | Path) -> pd.DataFrame:
+    """``history.csv`` of a run directory (or the file itself); ``fitness`` is NaN where rejected."""
+    path = project_path(run)
+    path = path / "history.csv" if path.is_dir() else path
+    if not path.exists():
+        raise LPZeroError(f"no search history at {path}; run a search (notebook 02 or `lpzero search`) first")
+    table = pd.read_csv(path, keep_default_na=False, na_values={"fitness": [""]})
+    table["fitness"] = table["fitness"].astype(float)
+    return table
+
+
+def best_so_far(history: pd.DataFrame) -> pd.DataFrame:
+    """Best accepted fitness after each iteration: columns ``iteration`` (0 = initial population) and ``best``.
+
+    A rejected offspring still uses its iteration (that is the budget RPS spends or saves).
+    """
+    init = history[history["phase"] == "init"]["fitness"].max()
+    evolve = history[history["phase"] == "evolve"]["fitness"].to_numpy(float)
+    values = np.fmax.accumulate(np.concatenate([[init], evolve]))
+    return pd.DataFrame({"iteration": np.arange(len(values)), "best": values})
+
+
+def history_files(runs_dir: str | Path) -> list[Path]:
+    """Every ``history.csv`` under ``runs_dir``, sorted."""
+    root = project_path(runs_dir)
+    return sorted(root.rglob("history.csv")) if root is not None and root.exists() else []
+
+
+def top_proxies(history: pd.DataFrame, k: int = 20) -> pd.DataFrame:
+    """The ``k`` best distinct accepted proxies of a history (proxy, fitness, first step found)."""
+    accepted = history.dropna(subset=["fitness"]).sort_values(["fitness", "step"], ascending=[False, True])
+    return accepted.drop_duplicates("proxy")[["proxy", "fitness", "step"]].head(k).reset_index(drop=True)
+
+
+# -- studies -----------------------------------------------------------------------------------------------------
+def rps_study(cache: StatsCache, config: GPConfig, seeds, out: str | Path,
+              progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The search with and without RPS for every seed, into ``out/rps-on|off/seed<S>``.
+
+    Returns (summaries: one ``summary_row`` per run; curves: ``best_so_far`` of every run with columns
+    ``rps``, ``seed``, ``iteration``, ``best``). Both are also written to ``out`` as CSV.
+    """
+    out = project_path(out)
+    rows, curves = [], []
+    for rps in (True, False):
+        for seed in seeds:
+            run_dir = out / f"rps-{'on' if rps else 'off'}" / f"seed{seed}"
+            summary = run_search(cache, replace(config, rps=rps, seed=int(seed)), run_dir, progress)
+            rows.append(summary_row(summary, run_dir))
+            curve = best_so_far(read_history(run_dir))
+            curves.append(curve.assign(rps=rps, seed=int(seed)))
+    summaries = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    curves = pd.concat(curves, ignore_index=True)[["rps", "seed", "iteration", "best"]]
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "summaries.csv", summaries.to_csv(index=False))
+    atomic_write_text(out / "curves.csv", curves.to_csv(index=False))
+    return summaries, curves
+
+
+def n_unary_study(cache: StatsCache, config: GPConfig, values, seeds, out: str | Path,
+                  progress: bool = False) -> pd.DataFrame:
+    """The search for every ``n_unary`` in ``values`` and every seed, into ``out/n_unary<N>/seed<S>``.
+
+    Chains longer than two ops are not in the two-op tables: ``StatsCache.branch`` reads them from the tables
+    where an early op reduces to a scalar and estimates them from the bounded samples otherwise, so they are
+    slower and, in part, approximate. Returns one ``summary_row`` per run (also ``out/summaries.csv``).
+    """
+    out = project_path(out)
+    rows = []
+    for n_unary in values:
+        for seed in seeds:
+            run_dir = out / f"n_unary{n_unary}" / f"seed{seed}"
+            summary = run_search(cache, replace(config, n_unary=int(n_unary), seed=int(seed)), run_dir, progress)
+            rows.append(summary_row(summary, run_dir))
+    summaries = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "summaries.csv", summaries.to_csv(index=False))
+    return summaries
+
+
+def scores_for(cache: StatsCache, table: pd.DataFrame, proxies: dict[str, Proxy], names) -> dict[str, np.ndarray]:
+    """Scores over all architectures for the rows ``names`` of an ``evaluation.report`` table: searched or
+    released proxies (``proxies`` and ``proxy.RELEASED``), network baselines and structural baselines."""
+    from lpzero_core.evaluation import structural_scores
+    from lpzero_core.proxy import RELEASED
+
+    known = dict(proxies) | {f"{k} (released)": p for k, p in RELEASED.items()}
+    structural = structural_scores(cache)
+    scores = {}
+    for name in names:
+        if name in known:
+            scores[name] = known[name].evaluate(cache)
+        elif name in cache.baselines.columns:
+            scores[name] = cache.baselines[name].to_numpy(float)
+        elif name in structural:
+            scores[name] = structural[name]
+        else:
+            raise LPZeroError(f"unknown proxy or baseline {name!r}; known: {', '.join(table['proxy'])}")
+    return scores
+
+
+def default_scatter(table: pd.DataFrame, n: int = 9) -> list[str]:
+    """Rows of a report for the rank-scatter grid: every searched and released proxy, the #params baseline,
+    then the best remaining rows by held-out τ, ``n`` in all (report order kept within each group)."""
+    from lpzero_core.plots import params_baseline
+
+    first = table[table["kind"].isin(["searched", "lpzero"])]["proxy"].tolist() + [params_baseline(table)]
+    rest = table.dropna(subset=["kendall"])["proxy"].tolist()
+    chosen = list(dict.fromkeys(first + [name for name in rest if name not in first]))
+    return chosen[:max(n, len(first))]
