@@ -10,13 +10,16 @@ Three tabs:
 
 All state lives in the widgets; ``Explorer.proxy()`` is the proxy they describe and ``Explorer.last`` the latest
 result (``proxy``, ``kendall``, ``spearman``, ``n``, or ``error``), so the explorer can be driven from code too.
+Plots are PNG ``Image`` widgets, not ``Output`` widgets: a headless run (papermill/nbclient) then only sees widget
+state updates, never output captured by a widget, which nbclient can wait on forever (jupyter/nbclient#312).
 """
 from __future__ import annotations
+
+import io
 
 import ipywidgets as w
 import matplotlib.pyplot as plt
 import numpy as np
-from IPython.display import display
 
 from lpzero_core import experiments, metrics, plots
 from lpzero_core.benchmarks.base import INPUTS
@@ -26,6 +29,15 @@ from lpzero_core.ops import BINARY, UNARY
 from lpzero_core.proxy import AGGREGATIONS, RELEASED, Proxy
 
 SPLITS = ("held-out", "search", "all")
+
+
+def _png(fig) -> bytes:
+    """The figure as PNG bytes (100 dpi); the figure is closed."""
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    return buffer.getvalue()
 
 
 class Explorer:
@@ -42,7 +54,7 @@ class Explorer:
         self.agg = w.Dropdown(options=AGGREGATIONS, description="aggregate")
         self.split = w.ToggleButtons(options=SPLITS, description="split")
         self.result = w.HTML()
-        self.plot = w.Output()
+        self.plot = w.Image(format="png", layout=w.Layout(width="380px"))
         for control in (*self.inputs, self.binary, self.agg, self.split):
             control.observe(self.update, names="value")
         composer = w.VBox([w.HBox(self.branch_boxes), w.HBox([self.binary, self.agg]), self.split, self.result,
@@ -53,7 +65,7 @@ class Explorer:
         self.history_file = w.Dropdown(options=[(str(p.relative_to(root)), str(p)) for p in files],
                                        description="history", layout=w.Layout(width="70%"))
         self.history_top = w.Select(options=[], rows=10, description="best", layout=w.Layout(width="95%"))
-        self.history_plot = w.Output()
+        self.history_plot = w.Image(format="png", layout=w.Layout(width="560px"))
         self.history_file.observe(self.show_history, names="value")
         self.history_top.observe(self._pick_from_history, names="value")
         history = w.VBox([self.history_file if files else w.HTML(f"no history.csv under {root}"),
@@ -115,7 +127,7 @@ class Explorer:
         except LPZeroError as error:
             self.last = {"proxy": proxy, "error": str(error)}
             self.result.value = f"<b>invalid:</b> {error}"
-            self.plot.clear_output()
+            self.plot.value = b""
             return self.last
         truth = self.cache.target[ids]
         tau, rho = metrics.kendall(score, truth), metrics.spearman(score, truth)
@@ -123,15 +135,11 @@ class Explorer:
         self.result.value = (f"<code>{proxy}</code><br>{proxy.formula()}<br>"
                              f"<b>τ = {tau:.4f} &nbsp; ρ = {rho:.4f}</b> on {len(ids)} {self.split.value} "
                              f"architectures" + ("" if np.isfinite(score).all() else " (non-finite scores)"))
-        with self.plot:
-            self.plot.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(4.2, 4.2))
-            plots.rank_scatter(ax, score, truth, self.split.value)
-            ax.set_xlabel("proxy rank (1 = best)")
-            ax.set_ylabel("ground-truth rank (1 = best)")
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
+        fig, ax = plt.subplots(figsize=(4.2, 4.2))
+        plots.rank_scatter(ax, score, truth, self.split.value)
+        ax.set_xlabel("proxy rank (1 = best)")
+        ax.set_ylabel("ground-truth rank (1 = best)")
+        self.plot.value = _png(fig)
         return self.last
 
     # -- history and loading -------------------------------------------------------------------------------------
@@ -143,15 +151,11 @@ class Explorer:
         top = experiments.top_proxies(history)
         self.history_top.options = [(f"{row.fitness:.4f}  {row.proxy}", row.proxy) for row in top.itertuples()]
         curve = experiments.best_so_far(history)
-        with self.history_plot:
-            self.history_plot.clear_output(wait=True)
-            fig, ax = plt.subplots(figsize=(6, 2.6))
-            ax.plot(curve["iteration"], curve["best"], color="#d62728")
-            ax.set_xlabel("iteration")
-            ax.set_ylabel("best-so-far fitness")
-            fig.tight_layout()
-            display(fig)
-            plt.close(fig)
+        fig, ax = plt.subplots(figsize=(6, 2.6))
+        ax.plot(curve["iteration"], curve["best"], color="#d62728")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel("best-so-far fitness")
+        self.history_plot.value = _png(fig)
 
     def _pick_from_history(self, change) -> None:
         if change["new"]:

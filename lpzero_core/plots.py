@@ -188,7 +188,8 @@ def n_unary_ablation(summaries: pd.DataFrame, title: str = "") -> plt.Figure:
         left.set_ylabel("Spearman ρ of the best proxy")
         left.legend(loc="best")
         iterations = sorted(summaries["iterations"].unique())
-        left.set_title(f"Quality ({summaries['seed'].nunique()} seeds, "
+        seeds = summaries["seed"].nunique()
+        left.set_title(f"Quality ({seeds} seed{'s' if seeds > 1 else ''}, "
                        f"{'/'.join(str(i) for i in iterations)} iterations)")
         seconds = summaries.groupby("n_unary")["wall_seconds"].mean().reindex(values)
         right.bar(range(len(values)), seconds.to_numpy(), color="#1f77b4", width=0.6)

@@ -107,7 +107,10 @@ def test_explorer_updates_on_every_change(synthetic_cache, tmp_path):
     result = app.set_proxy(PLANTED)
     assert app.proxy() == PLANTED
     assert result["spearman"] == pytest.approx(metrics.spearman(PLANTED.evaluate(synthetic_cache, heldout), truth))
-    app.binary.value = "element_wise_product"  # one widget change re-scores at once
+    assert app.plot.value[:8] == b"\x89PNG\r\n\x1a\n"  # the rank scatter
+    before = app.plot.value
+    app.binary.value = "element_wise_product"  # one widget change re-scores and redraws at once
+    assert app.plot.value != before
     assert app.last["proxy"].binary == "element_wise_product"
     changed = PLANTED.__class__(PLANTED.inputs, PLANTED.ops, "element_wise_product", "mean")
     assert app.last["kendall"] == pytest.approx(metrics.kendall(changed.evaluate(synthetic_cache, heldout), truth))

@@ -36,7 +36,8 @@ def workspace(tmp_path_factory, synthetic_cache_dir):
             output = root / "executed" / f"{name}.ipynb"
             output.parent.mkdir(exist_ok=True)
             papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(output), parameters=parameters[name],
-                                       kernel_name="python3", progress_bar=False, cwd=str(PROJECT_ROOT))
+                                       kernel_name="python3", progress_bar=False, cwd=str(PROJECT_ROOT),
+                                       execution_timeout=600)  # a hung cell fails the test, never blocks CI
             done[name] = json.loads(output.read_text())
         return done[name]
 
