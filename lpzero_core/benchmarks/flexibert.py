@@ -517,7 +517,8 @@ class FlexiBERT(Benchmark):
         """``{"params": (published, rebuilt)}``: published is the CSV column for (P), the §6.2 / §6.3 formula
         for (T) / (I); rebuilt is the parameter count of the model :meth:`build` makes (counted on meta)."""
         config = self.configs[i]
-        published = int(published_metrics().loc[i, "Number of Parameters"]) if self.variant == "port" else formula_params(self.variant, config)
+        published = (int(published_metrics().loc[i, "Number of Parameters"]) if self.variant == "port"
+                     else formula_params(self.variant, config))
         return {"params": (published, _count(make_model(self.variant, config, device="meta")))}
 
 
