@@ -178,7 +178,7 @@ def extract(benchmark: Benchmark, ids: list[int] | None = None, batch_size: int 
         for i in todo:
             write_arch(directory, i, *extract_one(benchmark.name, benchmark.variant, config, i, device))
             bar.update(1)
-    else:
+    elif todo:  # no cluster for nothing to do
         _extract_on_dask(benchmark, config, todo, directory, workers, scheduler, bar, device)
     bar.close()
     return directory

@@ -260,7 +260,7 @@ def search(cache: StatsCache, config: GPConfig = GPConfig(), out: str | Path | N
             population.pop(int(np.argmin([f for _, f in population])))
         state.iteration += 1
         bar.update(1)
-        bar.set_postfix(best=f"{max(f for _, f in population):.4f}")
+        bar.set_postfix(best=f"{max(f for _, f in population):.4f}", refresh=False)
         if out is not None and (state.iteration % config.checkpoint_every == 0 or state.iteration == config.iterations):
             _save_checkpoint(out, config, state, population, rng, rps, log)
     bar.close()
