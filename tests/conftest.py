@@ -1,4 +1,9 @@
-"""Shared fixtures. Tests run offline (HF_HUB_OFFLINE=1, LPZERO_OFFLINE=1) with a headless matplotlib backend."""
+"""Shared fixtures. Tests run offline (HF_HUB_OFFLINE=1, LPZERO_OFFLINE=1) with a headless matplotlib backend.
+
+Tests marked ``needs_data`` read the benchmark ground truth (data/README.md: found through LPZERO_DATA_DIR,
+data/ or ../shared/data; never committed). Where it cannot be found offline they are skipped with the reason,
+unless LPZERO_REQUIRE_DATA=1 makes that a failure.
+"""
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -6,6 +11,21 @@ os.environ.setdefault("LPZERO_OFFLINE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    from lpzero_core import data
+    from lpzero_core.errors import LPZeroError
+
+    if os.environ.get("LPZERO_REQUIRE_DATA") == "1" or not any("needs_data" in item.keywords for item in items):
+        return
+    try:
+        data.verify_all(download=False)
+    except LPZeroError as error:
+        skip = pytest.mark.skip(reason=f"benchmark data not available offline: {error}")
+        for item in items:
+            if "needs_data" in item.keywords:
+                item.add_marker(skip)
 
 
 SYNTHETIC = dict(n_archs=150, seed=0, n_search=50)

@@ -39,6 +39,7 @@ def offline(monkeypatch):
     monkeypatch.setattr(data, "_fetch", refuse)
 
 
+@pytest.mark.needs_data
 @pytest.mark.parametrize("relpath", FILES)
 def test_locate_finds_and_verifies(relpath):
     path = data.locate(relpath)
@@ -46,6 +47,7 @@ def test_locate_finds_and_verifies(relpath):
     assert hashlib.sha256(path.read_bytes()).hexdigest() == data.manifest()["sha256"][relpath]
 
 
+@pytest.mark.needs_data
 def test_verify_all_is_complete():
     found = data.verify_all(download=False)
     assert len(found) == 206 and sum(p.name == "model_config.yaml" for p in found.values()) == 200
@@ -64,6 +66,7 @@ def test_unknown_name_is_refused():
         data.locate("flexibert/../../etc/passwd")
 
 
+@pytest.mark.needs_data
 def test_env_override_wins(monkeypatch, tmp_path):
     relpath = FILES[2]
     copy = tmp_path / relpath
@@ -73,6 +76,7 @@ def test_env_override_wins(monkeypatch, tmp_path):
     assert data.locate(relpath) == copy.resolve()
 
 
+@pytest.mark.needs_data
 def test_corrupted_copy_is_refused(monkeypatch, tmp_path):
     relpath = FILES[2]
     bad = tmp_path / relpath
@@ -83,6 +87,7 @@ def test_corrupted_copy_is_refused(monkeypatch, tmp_path):
         data.locate(relpath)
 
 
+@pytest.mark.needs_data
 def test_copy_changed_after_verification_is_rechecked(monkeypatch, tmp_path):
     relpath = FILES[2]
     copy = tmp_path / relpath
@@ -114,6 +119,7 @@ def test_offline_env_forbids_download(monkeypatch, tmp_path):
         data.locate(FILES[3])
 
 
+@pytest.mark.needs_data
 def test_download_is_verified_then_written(monkeypatch, tmp_path):
     relpath = FILES[3]
     payload = data.locate(relpath).read_bytes()

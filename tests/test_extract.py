@@ -13,6 +13,8 @@ from lpzero_core.extract import extract, parse_archs, proxy_inputs, settings
 from lpzero_core.errors import LPZeroError
 from lpzero_core.proxy import RELEASED
 
+pytestmark = pytest.mark.needs_data
+
 SMALLEST = {"flexibert": [3, 20, 25], "gpt2-wt103": [93, 155, 168]}
 TINY = dict(batch_size=1, seq_len=16, with_baselines=False, progress=False)
 

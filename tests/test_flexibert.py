@@ -9,6 +9,8 @@ from lpzero_core.benchmarks import flexibert as fb
 from lpzero_core.benchmarks import get
 from lpzero_core.errors import LPZeroError
 
+pytestmark = pytest.mark.needs_data
+
 SAMPLE = list(range(0, 500, 25))  # 20 archs per variant; all 500 are checked by `lpzero info`
 
 

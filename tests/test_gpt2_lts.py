@@ -11,6 +11,8 @@ from lpzero_core.benchmarks import get
 from lpzero_core.benchmarks.gpt2_lts import GPT2Flex, clean_cutoffs, from_config_dir, load
 from lpzero_core.errors import LPZeroError
 
+pytestmark = pytest.mark.needs_data
+
 #: one architecture per (div_val, d_embed == d_model); the first five are the spec's worked examples
 SAMPLE = {"config_0_j0": (4, False), "config_0_j8": (1, False), "config_10_j6": (1, True),
           "config_1_j6": (2, True), "config_12_j4": (4, True), "config_15_j5": (2, False)}
