@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ import pandas as pd
 
 from lpzero_core.cache import StatsCache, atomic_write_text
 from lpzero_core.errors import LPZeroError
-from lpzero_core.gp import GPConfig, save_result, search
+from lpzero_core.gp import GPConfig, config_json, save_result, search
 from lpzero_core.proxy import Proxy
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -104,10 +104,6 @@ def load_proxy(path: str | Path) -> Proxy:
 
 
 # -- search runs -------------------------------------------------------------------------------------------------
-def _config_json(config: GPConfig) -> dict:
-    return json.loads(json.dumps(asdict(config)))
-
-
 def run_search(cache: StatsCache, config: GPConfig, out: str | Path, progress: bool = False) -> dict:
     """One GP run into ``out`` (files as ``lpzero search`` writes them); returns its summary.
 
@@ -121,7 +117,7 @@ def run_search(cache: StatsCache, config: GPConfig, out: str | Path, progress: b
     identity = cache_identity(cache)
     if summary_path.exists() and (out / "history.csv").exists():
         summary = json.loads(summary_path.read_text())
-        if summary.get("config") == _config_json(config) and summary.get("cache") == identity:
+        if summary.get("config") == config_json(config) and summary.get("cache") == identity:
             return summary
     result = search(cache, config, out, progress=progress)
     summary = {**save_result(out, result, cache, config), "cache": identity}

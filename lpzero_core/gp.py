@@ -277,10 +277,11 @@ def _save_checkpoint(out: Path, config: GPConfig, state: SearchState, population
     state.rng_state = rng.bit_generator.state
     state.seen, state.rejected = sorted(rps.seen), dict(rps.rejected)
     state.history_rows = len(log.rows)
-    atomic_write_text(out / "checkpoint.json", json.dumps({"config": _config_json(config), "state": asdict(state)}))
+    atomic_write_text(out / "checkpoint.json", json.dumps({"config": config_json(config), "state": asdict(state)}))
 
 
-def _config_json(config: GPConfig) -> dict:
+def config_json(config: GPConfig) -> dict:
+    """The settings as plain JSON values (as stored in checkpoints and summary.json)."""
     return json.loads(json.dumps(asdict(config)))
 
 
@@ -289,7 +290,7 @@ def _load_checkpoint(out: Path | None, config: GPConfig) -> SearchState:
     if path is None or not path.exists():
         raise LPZeroError(f"--resume: no checkpoint.json in {out}; start the search without --resume")
     data = json.loads(path.read_text())
-    if data["config"] != _config_json(config):
+    if data["config"] != config_json(config):
         raise LPZeroError(f"--resume: {path} was written with other settings; use the same arguments or a new --out")
     return SearchState(**data["state"])
 
@@ -314,7 +315,7 @@ def save_result(out: str | Path, result: SearchResult, cache: StatsCache, config
     summary = {"proxy": str(result.best), "formula": result.best.formula(), "benchmark": cache.name,
                "search": split(cache.search_ids), "heldout": split(cache.heldout_ids), "rejected": result.rejected,
                "evaluations": result.evaluations, "wall_seconds": result.wall_seconds, "seed": config.seed,
-               "config": _config_json(config)}
+               "config": config_json(config)}
     atomic_write_text(out / "best.json", json.dumps(best, indent=2, ensure_ascii=False))
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
