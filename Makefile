@@ -25,7 +25,10 @@ $(VENV)/.installed: requirements.txt requirements.lock pyproject.toml
 	$$UV pip install -q --python $(BIN)/python -r requirements.txt -c requirements.lock -e .
 	@touch $@
 
+# Style (ruff), the layer contract (import-linter: llama > workbench > stats > search > errors/files), then the tests.
 test: venv
+	$(BIN)/ruff check lpzero_core tests bench
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 demo: venv

@@ -33,14 +33,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lpzero_core import benchmarks, metrics
-from lpzero_core.benchmarks import synthetic
-from lpzero_core.cache import StatsCache, cache_dir
 from lpzero_core.errors import LPZeroError
-from lpzero_core.extract import extract, extract_one, one_thread, proxy_inputs, settings
-from lpzero_core.gp import GPConfig, evaluate_candidate, random_proxy, search
-from lpzero_core.proxy import RELEASED
-from lpzero_core.pruning import RPS
+from lpzero_core.search import metrics
+from lpzero_core.search.gp import GPConfig, evaluate_candidate, random_proxy, search
+from lpzero_core.search.proxy import RELEASED
+from lpzero_core.search.pruning import RPS
+from lpzero_core.stats import benchmarks
+from lpzero_core.stats.benchmarks import synthetic
+from lpzero_core.stats.cache import StatsCache, cache_dir
+from lpzero_core.stats.extract import extract, extract_one, one_thread, proxy_inputs, settings
 
 REAL = ("flexibert", "gpt2-wt103")
 

@@ -14,8 +14,8 @@ import pytest  # noqa: E402
 
 
 def pytest_collection_modifyitems(config, items):
-    from lpzero_core import data
     from lpzero_core.errors import LPZeroError
+    from lpzero_core.stats import data
 
     if os.environ.get("LPZERO_REQUIRE_DATA") == "1" or not any("needs_data" in item.keywords for item in items):
         return
@@ -35,7 +35,7 @@ SYNTHETIC = dict(n_archs=150, seed=0, n_search=50)
 def synthetic_cache_dir(tmp_path_factory):
     """Directory of a small synthetic statistics cache (``SYNTHETIC``: 150 architectures, 50 in the search
     split), written once per session."""
-    from lpzero_core.benchmarks.synthetic import make_cache
+    from lpzero_core.stats.benchmarks.synthetic import make_cache
 
     directory = tmp_path_factory.mktemp("synthetic")
     make_cache(directory, **SYNTHETIC)
@@ -45,6 +45,6 @@ def synthetic_cache_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def synthetic_cache(synthetic_cache_dir):
     """The cache of ``synthetic_cache_dir``, loaded."""
-    from lpzero_core.cache import StatsCache
+    from lpzero_core.stats.cache import StatsCache
 
     return StatsCache.load(synthetic_cache_dir)

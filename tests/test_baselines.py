@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from lpzero_core import baselines
-from lpzero_core.benchmarks.base import Benchmark, Sites, seed_for
 from lpzero_core.errors import LPZeroError
+from lpzero_core.stats import baselines
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites, seed_for
 
 
 # -- a two-layer linear network: y = W2 W1 x, L = Σ y -----------------------------------------------------------

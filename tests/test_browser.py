@@ -15,8 +15,8 @@ import urllib.request
 
 import pytest
 
-from lpzero_core.experiments import PROJECT_ROOT, run_search
-from lpzero_core.gp import GPConfig
+from lpzero_core.search.gp import GPConfig
+from lpzero_core.workbench.experiments import PROJECT_ROOT, run_search
 
 pytestmark = pytest.mark.browser
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"

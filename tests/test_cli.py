@@ -4,8 +4,8 @@ import sys
 
 import pytest
 
-from lpzero_core.benchmarks.synthetic import make_cache
-from lpzero_core.cli import main
+from lpzero_core.stats.benchmarks.synthetic import make_cache
+from lpzero_core.workbench.cli import main
 
 
 def test_search_writes_outputs(tmp_path, capsys):
@@ -27,7 +27,7 @@ def test_search_writes_outputs(tmp_path, capsys):
     (["search", "--benchmark", "flexibert", "--cache", "/nonexistent"], "no statistics cache"),
 ])
 def test_bad_input_is_one_line_and_nonzero(argv, fragment):
-    proc = subprocess.run([sys.executable, "-m", "lpzero_core.cli", *argv], capture_output=True, text=True)
+    proc = subprocess.run([sys.executable, "-m", "lpzero_core.workbench.cli", *argv], capture_output=True, text=True)
     assert proc.returncode == 2
     assert fragment in proc.stderr and proc.stderr.strip().count("\n") == 0 and "Traceback" not in proc.stderr
 

@@ -6,8 +6,8 @@ import urllib.error
 
 import pytest
 
-from lpzero_core import data
 from lpzero_core.errors import LPZeroError
+from lpzero_core.stats import data
 
 FILES = [
     "flexibert/BERT_benchmark.json",
@@ -24,7 +24,8 @@ def refuse(url):
 
 
 def isolate(monkeypatch, tmp_path, fetch=refuse):
-    """Search only an empty ``tmp_path/env`` (via LPZERO_DATA_DIR) and ``tmp_path/downloads``; downloads go to ``fetch``."""
+    """Search only an empty ``tmp_path/env`` (via LPZERO_DATA_DIR) and ``tmp_path/downloads``; downloads go to
+    ``fetch``."""
     env = tmp_path / "env"
     env.mkdir()
     monkeypatch.setenv("LPZERO_DATA_DIR", str(env))

@@ -1,16 +1,16 @@
-"""Experiment helpers behind the notebooks (lpzero_core/experiments.py) and the explorer of notebook 00."""
-import json
+"""Experiment helpers behind the notebooks (lpzero_core/workbench/experiments.py) and the explorer of notebook 00."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lpzero_core import experiments, metrics
-from lpzero_core.benchmarks.synthetic import PLANTED
 from lpzero_core.errors import LPZeroError
-from lpzero_core.evaluation import report
-from lpzero_core.gp import GPConfig
-from lpzero_core.proxy import RELEASED, Proxy
+from lpzero_core.search import metrics
+from lpzero_core.search.gp import GPConfig
+from lpzero_core.search.proxy import RELEASED, Proxy
+from lpzero_core.stats.benchmarks.synthetic import PLANTED
+from lpzero_core.workbench import experiments
+from lpzero_core.workbench.evaluation import report
 
 TINY = GPConfig(population=10, iterations=25)
 
@@ -19,7 +19,8 @@ def test_project_path_resolves_against_the_root(tmp_path):
     assert experiments.project_path("runs/x") == experiments.PROJECT_ROOT / "runs" / "x"
     assert experiments.project_path(tmp_path) == tmp_path
     assert experiments.project_path(None) is None
-    assert (experiments.PROJECT_ROOT / "lpzero_core" / "experiments.py").exists()
+    # the root is the checkout: a wrong number of parents would point into lpzero_core/ or above the repository
+    assert 'name = "lpzero-workbench"' in (experiments.PROJECT_ROOT / "pyproject.toml").read_text()
 
 
 def test_prepare_cache_synthetic_writes_once(tmp_path):
@@ -97,7 +98,7 @@ def test_load_proxy_and_default_scatter(synthetic_cache, tmp_path):
 
 
 def test_explorer_updates_on_every_change(synthetic_cache, tmp_path):
-    from lpzero_core.explore import Explorer
+    from lpzero_core.workbench.explore import Explorer
 
     experiments.run_search(synthetic_cache, TINY, tmp_path / "runs" / "a")
     app = Explorer(synthetic_cache, tmp_path / "runs")

@@ -7,11 +7,11 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from lpzero_core import benchmarks
-from lpzero_core.cache import StatsCache, arch_path, cache_key, missing_archs
-from lpzero_core.extract import extract, parse_archs, proxy_inputs, settings
 from lpzero_core.errors import LPZeroError
-from lpzero_core.proxy import RELEASED
+from lpzero_core.search.proxy import RELEASED
+from lpzero_core.stats import benchmarks
+from lpzero_core.stats.cache import StatsCache, arch_path, cache_key, missing_archs
+from lpzero_core.stats.extract import extract, parse_archs, proxy_inputs, settings
 
 pytestmark = pytest.mark.needs_data
 

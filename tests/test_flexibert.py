@@ -5,9 +5,9 @@ import scipy.fft
 import torch
 from torch import nn
 
-from lpzero_core.benchmarks import flexibert as fb
-from lpzero_core.benchmarks import get
 from lpzero_core.errors import LPZeroError
+from lpzero_core.stats.benchmarks import flexibert as fb
+from lpzero_core.stats.benchmarks import get
 
 pytestmark = pytest.mark.needs_data
 

@@ -1,11 +1,10 @@
 import filecmp
-import json
 
 import numpy as np
 import pytest
 
-from lpzero_core.gp import GPConfig, crossover, mutate, offspring, random_proxy, search
-from lpzero_core.proxy import Proxy
+from lpzero_core.search.gp import GPConfig, crossover, mutate, offspring, random_proxy, search
+from lpzero_core.search.proxy import Proxy
 
 SMALL = dict(population=20, iterations=120, checkpoint_every=25)
 
@@ -29,7 +28,7 @@ def test_same_seed_same_history(synthetic_cache, tmp_path):
     b = search(synthetic_cache, config, tmp_path / "b", progress=False)
     assert filecmp.cmp(tmp_path / "a" / "history.csv", tmp_path / "b" / "history.csv", shallow=False)
     assert a.best == b.best and a.fitness == b.fitness
-    c = search(synthetic_cache, GPConfig(seed=4, **SMALL), tmp_path / "c", progress=False)
+    search(synthetic_cache, GPConfig(seed=4, **SMALL), tmp_path / "c", progress=False)
     assert not filecmp.cmp(tmp_path / "a" / "history.csv", tmp_path / "c" / "history.csv", shallow=False)
 
 
@@ -52,7 +51,7 @@ def test_resume_refuses_other_settings(synthetic_cache, tmp_path):
 
 
 def test_search_recovers_the_planted_proxy(synthetic_cache):
-    from lpzero_core.metrics import spearman
+    from lpzero_core.search.metrics import spearman
 
     result = search(synthetic_cache, GPConfig(seed=0, population=40, iterations=400), progress=False)
     heldout = synthetic_cache.heldout_ids

@@ -7,9 +7,9 @@ import torch
 import yaml
 from transformers.pytorch_utils import Conv1D
 
-from lpzero_core.benchmarks import get
-from lpzero_core.benchmarks.gpt2_lts import GPT2Flex, clean_cutoffs, from_config_dir, load
 from lpzero_core.errors import LPZeroError
+from lpzero_core.stats.benchmarks import get
+from lpzero_core.stats.benchmarks.gpt2_lts import GPT2Flex, clean_cutoffs, from_config_dir, load
 
 pytestmark = pytest.mark.needs_data
 

@@ -15,11 +15,25 @@ import pytest
 import torch
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.llama import (DEFAULT_PROXY, LOCAL_TASKS, Budget, SubnetSpace, build_local_tasks, evaluate,
-                               load_model, lora_recover, proxy_inputs, resolve_task, run, score, search, validate)
+from lpzero_core.llama import (
+    DEFAULT_PROXY,
+    LOCAL_TASKS,
+    Budget,
+    SubnetSpace,
+    build_local_tasks,
+    evaluate,
+    load_model,
+    lora_recover,
+    proxy_inputs,
+    resolve_task,
+    run,
+    score,
+    search,
+    validate,
+)
 from lpzero_core.llama.evaluate import TASK_DIR
 from lpzero_core.llama.model import ATTENTION_PROJECTIONS, MLP_PROJECTIONS
-from lpzero_core.proxy import Proxy
+from lpzero_core.search.proxy import Proxy
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "04_llama_downstream.ipynb"

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lpzero_core import metrics
+from lpzero_core.search import metrics
 
 
 def test_against_scipy():
@@ -48,6 +48,11 @@ def test_stratified_and_partial():
     rng = np.random.default_rng(2)
     truth = depth + rng.normal(scale=0.1, size=100)
     assert metrics.spearman(depth, truth) > 0.8
-    assert abs(metrics.stratified(depth + 0.0, truth, depth)) < 1e-9 or np.isnan(metrics.stratified(depth, truth, depth))
+    assert np.isnan(metrics.stratified(depth, truth, depth))  # constant within every stratum: undefined
+    # a defined case: within stratum 2 the score ranks truth perfectly, within stratum 4 reversed; sizes 50 and 25
+    strata = np.repeat([2, 4], [50, 25])
+    inner = rng.normal(size=75)
+    score = np.where(strata == 2, inner, -inner)
+    assert metrics.stratified(score, inner, strata) == pytest.approx((50 * 1.0 + 25 * -1.0) / 75)
     assert abs(metrics.partial_spearman(depth + rng.normal(scale=1e-6, size=100), truth, depth)) < 0.2
     assert metrics.partial_spearman(truth, truth, depth) == pytest.approx(1.0)

@@ -6,9 +6,9 @@ import pytest
 
 papermill = pytest.importorskip("papermill")
 
-from lpzero_core.experiments import PROJECT_ROOT  # noqa: E402
-
 from conftest import SYNTHETIC  # noqa: E402
+
+from lpzero_core.workbench.experiments import PROJECT_ROOT  # noqa: E402
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
 FIGURES = {"02_search_proxy": ("evolution", "ablation_n_unary"),

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from lpzero_core import ops
-from lpzero_core.ops import EPS, UNARY, apply_chain, estimate_chain
+from lpzero_core.search import ops
+from lpzero_core.search.ops import EPS, UNARY, apply_chain, estimate_chain
 
 X = torch.tensor([[0.0, -2.0, 3.0], [float("nan"), 0.5, -0.25]], dtype=torch.float64)
 FINITE = torch.tensor([[0.0, -2.0, 3.0], [1.0, 0.5, -0.25]], dtype=torch.float64)

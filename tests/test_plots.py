@@ -1,4 +1,4 @@
-"""The paper's figures (lpzero_core/plots.py) on the synthetic cache: content, labels and files."""
+"""The paper's figures (lpzero_core/workbench/plots.py) on the synthetic cache: content, labels and files."""
 import itertools
 
 import matplotlib.pyplot as plt
@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from matplotlib.text import Text
 
-from lpzero_core import evaluation, metrics, plots
-from lpzero_core.benchmarks.synthetic import PLANTED
-from lpzero_core.proxy import Proxy
+from lpzero_core.search import metrics
+from lpzero_core.search.proxy import Proxy
+from lpzero_core.stats.benchmarks.synthetic import PLANTED
+from lpzero_core.workbench import evaluation, plots
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,8 @@ def test_rank_scatter_grid_titles_hold_tau_and_rho(synthetic_cache, tmp_path):
     for ax, (name, score) in zip(visible, scores.items()):
         title = ax.get_title()
         assert title.startswith(name)
-        assert f"τ = {metrics.kendall(score, truth):.3f}" in title and f"ρ = {metrics.spearman(score, truth):.3f}" in title
+        assert f"τ = {metrics.kendall(score, truth):.3f}" in title
+        assert f"ρ = {metrics.spearman(score, truth):.3f}" in title
         x, y = ax.collections[0].get_offsets().T
         assert sorted(y) == sorted(plots.ranks(truth))
     assert "proxy rank" in visible[-1].get_xlabel() and "ground-truth rank" in visible[0].get_ylabel()

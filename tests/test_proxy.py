@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from lpzero_core.benchmarks.base import INPUTS
 from lpzero_core.errors import LPZeroError
-from lpzero_core.gp import GPConfig, random_proxy
-from lpzero_core.proxy import RELEASED, Proxy
+from lpzero_core.search.gp import GPConfig, random_proxy
+from lpzero_core.search.proxy import RELEASED, Proxy
+from lpzero_core.stats.benchmarks.base import INPUTS
 
 
 def test_string_round_trip_on_random_genotypes():
@@ -59,7 +59,7 @@ def test_score_tensors_by_hand():
 
 
 def test_cache_evaluation_equals_direct(synthetic_cache):
-    from lpzero_core.benchmarks.synthetic import generate
+    from lpzero_core.stats.benchmarks.synthetic import generate
 
     archs, tensors = generate(150, seed=0)
     rng = np.random.default_rng(3)
@@ -75,7 +75,7 @@ def test_cache_evaluation_equals_direct(synthetic_cache):
                                   "product(grad.frobenius_norm.invert.sqrt, head.pow.to_mean_scalar.abslog)@mean"])
 def test_three_op_chains_reduced_early_are_exact(synthetic_cache, text):
     """Op 1 or op 2 reduces to a scalar: the cache reads that scalar from the table, so the result is exact."""
-    from lpzero_core.benchmarks.synthetic import generate
+    from lpzero_core.stats.benchmarks.synthetic import generate
 
     archs, tensors = generate(150, seed=0)
     proxy, ids = Proxy.parse(text), np.arange(10)

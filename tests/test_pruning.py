@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from lpzero_core.gp import evaluate_candidate
-from lpzero_core.proxy import Proxy
-from lpzero_core.pruning import RPS, canonical_key, constant_by_construction
+from lpzero_core.search.gp import evaluate_candidate
+from lpzero_core.search.proxy import Proxy
+from lpzero_core.search.pruning import RPS, canonical_key, constant_by_construction
 
 STATIC = {
     "both_disconnected": "sum(weight.disconnect.pow, grad.pow.disconnect)@mean",

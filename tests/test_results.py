@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.results import embed, write_results
+from lpzero_core.workbench.results import embed, write_results
 
 README = """# Title
 text before

@@ -3,8 +3,8 @@ import huggingface_hub.constants
 import pytest
 import torch
 
-from lpzero_core import text
 from lpzero_core.errors import LPZeroError
+from lpzero_core.stats import text
 
 
 @pytest.fixture

@@ -16,8 +16,16 @@ GPU, a real 7B (hub datasets for boolq … openbookqa and wikitext; ≈ 36 GB pe
     run("huggyllama/llama-7b", budget=0.75, device="cuda", population=20, iterations=100, n_random=3,
         output_dir="runs/llama7b")
 """
-from lpzero_core.llama.evaluate import (COMMONSENSE, LOCAL_TASKS, build_local_tasks, evaluate, headline, lora_recover,
-                                        resolve_task, run)
+from lpzero_core.llama.evaluate import (
+                                        COMMONSENSE,
+                                        LOCAL_TASKS,
+                                        build_local_tasks,
+                                        evaluate,
+                                        headline,
+                                        lora_recover,
+                                        resolve_task,
+                                        run,
+)
 from lpzero_core.llama.model import calibration_batch, load_model, tiny_model, validate
 from lpzero_core.llama.search import DEFAULT_PROXY, Budget, proxy_inputs, random_configs, score, search
 from lpzero_core.llama.space import LONAS_RATIOS, SubnetSpace

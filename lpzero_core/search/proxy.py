@@ -25,13 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lpzero_core.benchmarks.base import INPUTS
 from lpzero_core.errors import LPZeroError
-from lpzero_core.ops import ALIASES, BINARY, SCALAR_OPS, UNARY, apply_chain, site_mean
+from lpzero_core.search.ops import ALIASES, BINARY, INPUTS, SCALAR_OPS, UNARY, apply_chain, site_mean
 
 AGGREGATIONS = ("mean", "sum")
 SYMBOL = {"act": "A", "grad": "G", "head": "H", "softmax": "P", "weight": "W", "jacobian": "J"}
-_UNARY_FORMAT = {
+UNARY_FORMAT = {
     "element_wise_log": "log({})", "element_wise_abslog": "log|{}|", "element_wise_abs": "|{}|",
     "element_wise_pow": "{}²", "element_wise_exp": "exp({})", "normalize": "z({})", "element_wise_relu": "relu({})",
     "element_wise_invert": "1/{}", "frobenius_norm": "‖{}‖_F", "element_wise_normalized_sum": "Σ({})/n",
@@ -39,7 +38,7 @@ _UNARY_FORMAT = {
     "element_wise_sqrt": "√{}", "element_wise_revert": "−{}", "min_max_normalize": "minmax({})",
     "to_mean_scalar": "mean({})", "to_std_scalar": "std({})", "no_op": "{}",
 }
-_BINARY_SYMBOL = {"element_wise_sum": "+", "element_wise_difference": "−", "element_wise_product": "·",
+BINARY_SYMBOL = {"element_wise_sum": "+", "element_wise_difference": "−", "element_wise_product": "·",
                   "matrix_multiplication": "@"}
 _STRING = re.compile(r"^\s*(?P<binary>[\w]+)\s*\((?P<b1>[^,()]*),(?P<b2>[^,()]*)\)\s*(@\s*(?P<agg>\w+))?\s*$")
 
@@ -135,13 +134,13 @@ class Proxy:
         text = SYMBOL[self.inputs[k]]
         for name in self.ops[k]:
             operand = text if name not in _PREFIX_OPS or _atomic(text) else f"({text})"
-            text = _UNARY_FORMAT[name].format(operand)
+            text = UNARY_FORMAT[name].format(operand)
         return text if self.ops[k] and self.ops[k][-1] in SCALAR_OPS else f"mean({text})"
 
     def formula(self) -> str:
         """Readable formula, e.g. ``mean_l[ ‖W²‖₁/n + mean(softmax(G)²) ]``."""
         live = [k for k in (0, 1) if not self.dropped(k)]
-        body = f" {_BINARY_SYMBOL[self.binary]} ".join(self._branch_formula(k) for k in live) or "∅"
+        body = f" {BINARY_SYMBOL[self.binary]} ".join(self._branch_formula(k) for k in live) or "∅"
         return f"{self.agg}_l[ {body} ]"
 
     # -- evaluation ----------------------------------------------------------------------------------------
@@ -172,7 +171,7 @@ class Proxy:
             return float(values.mean() if self.agg == "mean" else values.sum())
 
     def evaluate(self, cache, ids: np.ndarray | None = None) -> np.ndarray:
-        """Scores of architectures ``ids`` (default all) from a :class:`~lpzero_core.cache.StatsCache`.
+        """Scores of architectures ``ids`` (default all) from a :class:`~lpzero_core.stats.cache.StatsCache`.
 
         Non-finite per-site values propagate to the score (NaN/inf), never averaged away.
         """

@@ -21,12 +21,12 @@ import ipywidgets as w
 import matplotlib.pyplot as plt
 import numpy as np
 
-from lpzero_core import experiments, metrics, plots
-from lpzero_core.benchmarks.base import INPUTS
-from lpzero_core.cache import StatsCache
 from lpzero_core.errors import LPZeroError
-from lpzero_core.ops import BINARY, UNARY
-from lpzero_core.proxy import AGGREGATIONS, RELEASED, Proxy
+from lpzero_core.search import metrics
+from lpzero_core.search.ops import BINARY, INPUTS, UNARY
+from lpzero_core.search.proxy import AGGREGATIONS, RELEASED, Proxy
+from lpzero_core.stats.cache import StatsCache
+from lpzero_core.workbench import experiments, plots
 
 SPLITS = ("held-out", "search", "all")
 

@@ -24,12 +24,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lpzero_core.cache import StatsCache, atomic_write_text
 from lpzero_core.errors import LPZeroError
-from lpzero_core.gp import GPConfig, config_json, save_result, search
-from lpzero_core.proxy import Proxy
+from lpzero_core.files import PROJECT_ROOT, atomic_write_text
+from lpzero_core.search.gp import GPConfig, config_json, save_result, search
+from lpzero_core.search.proxy import Proxy
+from lpzero_core.stats.cache import StatsCache
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SUMMARY_COLUMNS = ("seed", "rps", "n_unary", "iterations", "proxy", "formula", "search_fitness", "heldout_spearman",
                    "heldout_kendall", "evaluations", "rejected", "wall_seconds", "out")
 
@@ -56,11 +56,11 @@ def prepare_cache(benchmark: str, variant: str | None = None, archs: str | None 
       index or a comma list; default all), resumable, so a complete cache costs only its loading. A cache that
       still misses architectures outside ``archs`` needs ``allow_partial``.
     """
-    from lpzero_core import benchmarks, extract
+    from lpzero_core.stats import benchmarks, extract
 
     directory = project_path(directory)
     if benchmark == "synthetic":
-        from lpzero_core.benchmarks import synthetic
+        from lpzero_core.stats.benchmarks import synthetic
 
         if directory is None:
             directory = synthetic.cache_dir(synthetic.settings(n_archs, seed))
@@ -82,7 +82,7 @@ def open_cache(benchmark: str, variant: str | None = None, directory: str | Path
                allow_partial: bool = False, batch_size: int | None = None, seq_len: int | None = None,
                seed: int = 0) -> StatsCache:
     """The cache notebook 01 filled (same arguments), for notebooks 00, 02 and 03."""
-    from lpzero_core.extract import open_cache as _open
+    from lpzero_core.stats.extract import open_cache as _open
 
     return _open(benchmark, variant, batch_size, seq_len, seed, project_path(directory), allow_partial)
 
@@ -219,8 +219,8 @@ def n_unary_study(cache: StatsCache, config: GPConfig, values, seeds, out: str |
 def scores_for(cache: StatsCache, table: pd.DataFrame, proxies: dict[str, Proxy], names) -> dict[str, np.ndarray]:
     """Scores over all architectures for the rows ``names`` of an ``evaluation.report`` table: searched or
     released proxies (``proxies`` and ``proxy.RELEASED``), network baselines and structural baselines."""
-    from lpzero_core.evaluation import structural_scores
-    from lpzero_core.proxy import RELEASED
+    from lpzero_core.search.proxy import RELEASED
+    from lpzero_core.workbench.evaluation import structural_scores
 
     known = dict(proxies) | {f"{k} (released)": p for k, p in RELEASED.items()}
     structural = structural_scores(cache)
@@ -240,7 +240,7 @@ def scores_for(cache: StatsCache, table: pd.DataFrame, proxies: dict[str, Proxy]
 def default_scatter(table: pd.DataFrame, n: int = 9) -> list[str]:
     """Rows of a report for the rank-scatter grid: every searched and released proxy, the #params baseline,
     then the best remaining rows by held-out τ, ``n`` in all (report order kept within each group)."""
-    from lpzero_core.plots import params_baseline
+    from lpzero_core.workbench.plots import params_baseline
 
     first = table[table["kind"].isin(["searched", "lpzero"])]["proxy"].tolist() + [params_baseline(table)]
     rest = table.dropna(subset=["kendall"])["proxy"].tolist()

@@ -24,13 +24,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from lpzero_core.benchmarks.base import INPUTS
-from lpzero_core.cache import StatsCache, atomic_write_text
 from lpzero_core.errors import LPZeroError
-from lpzero_core.metrics import CORRELATIONS
-from lpzero_core.ops import BINARY_PRIOR, UNARY_PRIOR
-from lpzero_core.proxy import Proxy
-from lpzero_core.pruning import RPS
+from lpzero_core.files import atomic_write_text
+from lpzero_core.search.metrics import CORRELATIONS
+from lpzero_core.search.ops import BINARY_PRIOR, INPUTS, UNARY_PRIOR
+from lpzero_core.search.proxy import Proxy
+from lpzero_core.search.pruning import RPS
 
 HISTORY_FIELDS = ("step", "phase", "proxy", "fitness", "rejected_by", "evaluations")
 
@@ -131,7 +130,7 @@ class Evaluation:
     evaluations: int  # architectures scored
 
 
-def evaluate_candidate(proxy: Proxy, cache: StatsCache, rps: RPS, fitness: str = "spearman") -> Evaluation:
+def evaluate_candidate(proxy: Proxy, cache, rps: RPS, fitness: str = "spearman") -> Evaluation:
     """Static RPS rules, then the first k search architectures (dynamic rules), then the rest; the fitness is
     the rank correlation with the ground truth on the search split."""
     ids = cache.search_ids
@@ -213,7 +212,7 @@ class _Log:
         self.times = []
 
 
-def search(cache: StatsCache, config: GPConfig = GPConfig(), out: str | Path | None = None, resume: bool = False,
+def search(cache, config: GPConfig = GPConfig(), out: str | Path | None = None, resume: bool = False,
            progress: bool = True, stop_after: int | None = None) -> SearchResult:
     """Run the steady-state GP on ``cache``; with ``out``, write history/timings/checkpoints there.
 
@@ -295,13 +294,13 @@ def _load_checkpoint(out: Path | None, config: GPConfig) -> SearchState:
     return SearchState(**data["state"])
 
 
-def save_result(out: str | Path, result: SearchResult, cache: StatsCache, config: GPConfig) -> dict:
+def save_result(out: str | Path, result: SearchResult, cache, config: GPConfig) -> dict:
     """Write ``best.json`` (genotype + search fitness) and ``summary.json`` into ``out``; return the summary.
 
     The summary holds the canonical proxy, its formula, ρ/τ on the search split and on the held-out architectures
     (reported, never used for selection), rejections per RPS rule, architectures scored, wall time, seed, config.
     """
-    from lpzero_core import metrics
+    from lpzero_core.search import metrics
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -79,9 +79,9 @@ from torch import nn
 from torch.nn import functional as F
 from transformers.pytorch_utils import Conv1D
 
-from lpzero_core.benchmarks.base import Benchmark, Sites, seed_for
-from lpzero_core.data import locate
 from lpzero_core.errors import LPZeroError
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites, seed_for
+from lpzero_core.stats.data import locate
 
 NAME = "gpt2-wt103"
 VARIANTS = ("hf_gpt2_flex",)
@@ -133,7 +133,8 @@ class Arch:
         """Validate and normalise a parsed config; ``where`` names its file in error messages."""
         missing = [k for k in REQUIRED if k not in cfg]
         if missing:
-            raise LPZeroError(f"{where}: missing keys {', '.join(missing)} (an hf_gpt2_flex model_config.yaml has them)")
+            raise LPZeroError(f"{where}: missing keys {', '.join(missing)} "
+                              "(an hf_gpt2_flex model_config.yaml has them)")
         if cfg.get("primer_square"):
             raise LPZeroError(f"{where}: primer_square=true is not supported; only the gelu_new MLP is rebuilt")
         n_layer, d = int(cfg["n_layer"]), int(cfg["d_model"])
@@ -471,13 +472,14 @@ class GPT2LTS(Benchmark):
         torch.manual_seed(seed_for(seed, i))
         return GPT2Flex(self.archs[i]).train()
 
-    def batch(self, batch_size: int | None = None, seq_len: int | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    def batch(self, batch_size: int | None = None, seq_len: int | None = None,
+              seed: int = 0) -> dict[str, torch.Tensor]:
         """``text.gpt2_batch``: input_ids and next-token labels, (batch_size, seq_len) each."""
         seq_len = seq_len or self.default_seq_len
         positions = min(arch.tgt_len for arch in self.archs)
         if seq_len > positions:
             raise LPZeroError(f"seq_len={seq_len} exceeds the {positions} positions of these models; use ≤ {positions}")
-        from lpzero_core.text import gpt2_batch  # the tokenizer stack loads only when a batch is asked for
+        from lpzero_core.stats.text import gpt2_batch  # the tokenizer stack loads only when a batch is asked for
 
         return gpt2_batch(batch_size or self.default_batch_size, seq_len, seed=seed)
 
@@ -502,7 +504,8 @@ class GPT2LTS(Benchmark):
 
 
 def load(variant: str | None = None) -> GPT2LTS:
-    """The 200 WikiText-103 architectures of LTS, located (and verified) through :func:`lpzero_core.data.locate`."""
+    """The 200 WikiText-103 architectures of LTS, located (and verified) through
+    :func:`lpzero_core.stats.data.locate`."""
     if variant not in (None, *VARIANTS):
         raise LPZeroError(f"{NAME}: unknown variant {variant!r}; the only variant is {VARIANTS[0]!r}")
     ppl = _read_yaml(locate("gpt2_wt103/ppl_summary.yaml"))
@@ -521,7 +524,8 @@ def from_config_dir(path: str | Path, name: str | None = None) -> GPT2LTS:
     root = Path(path)
     files = list(root.rglob("model_config.yaml"))
     if not files:
-        raise LPZeroError(f"{root}: no model_config.yaml below this folder (expected <folder>/config_N/jM/model_config.yaml)")
+        raise LPZeroError(f"{root}: no model_config.yaml below this folder "
+                          "(expected <folder>/config_N/jM/model_config.yaml)")
     keyed = sorted(((("_".join(f.parent.relative_to(root).parts) or root.name), f) for f in files),
                    key=lambda kf: _natural(kf[0]))
     ppl_file, params_file = root / "ppl_summary.yaml", root / "params_summary.yaml"

@@ -24,14 +24,13 @@ import functools
 import hashlib
 import json
 import os
-import tempfile
 import urllib.request
 from pathlib import Path, PurePosixPath
 
 from lpzero_core.errors import LPZeroError
+from lpzero_core.files import PROJECT_ROOT, atomic_write
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DOWNLOAD_DIR = REPO_ROOT / "data" / "downloads"
+DOWNLOAD_DIR = PROJECT_ROOT / "data" / "downloads"
 RAW_URL = "https://raw.githubusercontent.com/{repo}/{commit}/{path}"
 
 _verified: dict[tuple[str, int, int], str] = {}
@@ -54,7 +53,7 @@ def source_url(relpath: str) -> str:
 def search_roots() -> list[Path]:
     """Data roots searched by :func:`locate`, in order (the download folder last)."""
     roots = [Path(os.environ["LPZERO_DATA_DIR"])] if os.environ.get("LPZERO_DATA_DIR") else []
-    roots += [REPO_ROOT / "data", REPO_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
+    roots += [PROJECT_ROOT / "data", PROJECT_ROOT.parent / "shared" / "data", Path.cwd().parent / "shared" / "data"]
     roots.append(DOWNLOAD_DIR)
     return list(dict.fromkeys(r.resolve() for r in roots))
 
@@ -86,7 +85,7 @@ def locate(relpath: str, download: bool | None = None) -> Path:
         raise LPZeroError(
             f"{relpath}: not found (searched {', '.join(map(str, roots))}) and not downloaded from {url} ({reason}); "
             f"provide it by setting LPZERO_DATA_DIR to a folder holding {relpath}, by copying it to "
-            f"{REPO_ROOT / 'data' / relpath}, or by allowing the download (network access, LPZERO_OFFLINE unset)"
+            f"{PROJECT_ROOT / 'data' / relpath}, or by allowing the download (network access, LPZERO_OFFLINE unset)"
         )
     digest = hashlib.sha256(payload).hexdigest()
     if digest != _expected(relpath):
@@ -109,7 +108,8 @@ def _check_name(relpath: str) -> str:
     name = PurePosixPath(str(relpath).replace("\\", "/")).as_posix()
     if name not in manifest()["sha256"]:
         raise LPZeroError(
-            f"{relpath!r} is not a known benchmark file (the known ones are listed in lpzero_core/data_manifest.json)"
+            f"{relpath!r} is not a known benchmark file "
+            "(the known ones are listed in lpzero_core/stats/data_manifest.json)"
         )
     return name
 
@@ -141,16 +141,3 @@ def _fetch(url: str) -> bytes:
     with urllib.request.urlopen(url, timeout=30) as response:
         return response.read()
 
-
-def atomic_write(path: Path, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` through a temporary file in the same folder and a rename: readers see the
-    old file or the whole new one, never a part (a failed write leaves no temporary behind)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", delete=False) as tmp:
-        try:
-            tmp.write(payload)
-        except BaseException:
-            os.unlink(tmp.name)
-            raise
-    os.replace(tmp.name, path)

@@ -10,8 +10,8 @@ import os
 import sys
 from pathlib import Path
 
-from lpzero_core.cache import atomic_write_text
 from lpzero_core.errors import LPZeroError
+from lpzero_core.files import atomic_write_text
 
 BENCHMARK_NAMES = ("flexibert", "gpt2-wt103", "synthetic")
 
@@ -27,14 +27,14 @@ def _cache_args(p: argparse.ArgumentParser) -> None:
 
 
 def _open(args):
-    from lpzero_core.extract import open_cache
+    from lpzero_core.stats.extract import open_cache
     return open_cache(args.benchmark, args.variant, args.batch_size, args.seq_len, args.extract_seed, args.cache,
                       args.allow_partial)
 
 
 def cmd_extract(args) -> int:
-    from lpzero_core import benchmarks
-    from lpzero_core.extract import extract, parse_archs
+    from lpzero_core.stats import benchmarks
+    from lpzero_core.stats.extract import extract, parse_archs
 
     if args.benchmark == "synthetic":
         raise LPZeroError("the synthetic benchmark has no models to extract; `lpzero search` generates its cache")
@@ -47,7 +47,7 @@ def cmd_extract(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from lpzero_core import benchmarks
+    from lpzero_core.stats import benchmarks
 
     benchmark = benchmarks.get(args.benchmark, args.variant)
     print(f"benchmark {benchmark.name} / variant {benchmark.variant}: {len(benchmark)} architectures")
@@ -71,8 +71,8 @@ def cmd_info(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from lpzero_core import evaluation
-    from lpzero_core.gp import GPConfig, save_result, search
+    from lpzero_core.search.gp import GPConfig, save_result, search
+    from lpzero_core.workbench import evaluation
 
     cache = _open(args)
     config = GPConfig(population=args.population, iterations=args.iterations, n_unary=args.n_unary,
@@ -95,8 +95,8 @@ def cmd_search(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from lpzero_core import evaluation
-    from lpzero_core.proxy import Proxy
+    from lpzero_core.search.proxy import Proxy
+    from lpzero_core.workbench import evaluation
 
     cache = _open(args)
     proxies = {}
@@ -121,9 +121,9 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_results(args) -> int:
-    from lpzero_core import evaluation
-    from lpzero_core.extract import open_cache
-    from lpzero_core.results import README_COLUMNS, write_results
+    from lpzero_core.stats.extract import open_cache
+    from lpzero_core.workbench import evaluation
+    from lpzero_core.workbench.results import README_COLUMNS, write_results
 
     caches = {name: open_cache(name, allow_partial=args.allow_partial) for name in args.benchmarks}
     tables = write_results(caches, args.out, args.runs, None if args.no_readme else args.readme, args.bootstrap,
@@ -131,7 +131,7 @@ def cmd_results(args) -> int:
     for name, table in tables.items():
         print(f"\n{name}:\n{evaluation.to_markdown(table[README_COLUMNS])}")
     if args.published:
-        from lpzero_core.results import published_comparison
+        from lpzero_core.workbench.results import published_comparison
 
         table = published_comparison(args.published, progress=not args.quiet)
         out = Path(args.out) / "flexibert-port-vs-published"

@@ -80,10 +80,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from lpzero_core.benchmarks.base import Benchmark, Sites, seed_for
-from lpzero_core.data import locate
 from lpzero_core.errors import LPZeroError
-from lpzero_core.text import bert_batch
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites, seed_for
+from lpzero_core.stats.data import locate
+from lpzero_core.stats.text import bert_batch
 
 VARIANTS = ("as_trained", "port", "intended")
 VOCAB, EMBED, MAX_POSITIONS, TYPES = 30522, 128, 512, 2

@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from lpzero_core import metrics
-from lpzero_core.cache import StatsCache
-from lpzero_core.proxy import RELEASED, Proxy
+from lpzero_core.search import metrics
+from lpzero_core.search.proxy import RELEASED, Proxy
+from lpzero_core.stats.cache import StatsCache
 
 COLUMNS = ("proxy", "kind", "kendall", "spearman", "kendall_ci_low", "kendall_ci_high", "spearman_ci_low",
            "spearman_ci_high", "top10_kendall", "top30_kendall", "top50_kendall", "strata_kendall",

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lpzero_core.benchmarks.base import INPUTS
-from lpzero_core.cache import StatsCache, atomic_write_text, cache_dir, cache_key, site_sample, write_arch
-from lpzero_core.ops import branch_tables
-from lpzero_core.proxy import Proxy
+from lpzero_core.files import atomic_write_text
+from lpzero_core.search.ops import INPUTS, branch_tables
+from lpzero_core.search.proxy import Proxy
+from lpzero_core.stats.cache import StatsCache, cache_dir, cache_key, site_sample, write_arch
 
 PLANTED = Proxy.parse("element_wise_sum(weight.element_wise_pow.l1_norm, act.element_wise_abs.to_mean_scalar)@mean")
 SHAPES = {"act": (8, 32), "grad": (16, 24), "head": (8, 16), "softmax": (2, 8, 8), "weight": (16, 24),

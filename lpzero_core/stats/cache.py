@@ -32,10 +32,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save
 
-from lpzero_core.benchmarks.base import INPUTS
-from lpzero_core.data import atomic_write
 from lpzero_core.errors import LPZeroError
-from lpzero_core.ops import SCALAR_OPS, TABLE_INDEX, apply_chain, estimate_chain
+from lpzero_core.files import PROJECT_ROOT, atomic_write
+from lpzero_core.search.ops import INPUTS, SCALAR_OPS, TABLE_INDEX, apply_chain, estimate_chain
 
 #: bump when the meaning of stored statistics changes; part of every cache key
 EXTRACTION_VERSION = 1
@@ -44,7 +43,7 @@ SAMPLE_ROWS, SAMPLE_COLS = 16, 128
 
 def cache_root() -> Path:
     """Where caches live: ``$LPZERO_CACHE_DIR``, else ``<repo>/data/cache`` (git-ignored)."""
-    return Path(os.environ.get("LPZERO_CACHE_DIR") or Path(__file__).resolve().parent.parent / "data" / "cache")
+    return Path(os.environ.get("LPZERO_CACHE_DIR") or PROJECT_ROOT / "data" / "cache")
 
 
 def cache_dir(settings: dict) -> Path:
@@ -58,18 +57,16 @@ def cache_key(settings: dict) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` (UTF-8) atomically (:func:`lpzero_core.data.atomic_write`)."""
-    atomic_write(path, text.encode())
-
-
 def site_sample(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Bounded sample [R, C] of one site: view as (dim 0, rest), pick R rows and C columns (sorted, seeded;
     with replacement only where the tensor has fewer rows/columns than R/C)."""
     x = x.detach().reshape(1, 1) if x.dim() == 0 else x.detach().reshape(x.shape[0], -1)
 
     def pick(size: int, k: int) -> torch.Tensor:
-        idx = torch.randperm(size, generator=generator)[:k] if size >= k else torch.randint(size, (k,), generator=generator)
+        if size >= k:
+            idx = torch.randperm(size, generator=generator)[:k]
+        else:
+            idx = torch.randint(size, (k,), generator=generator)
         return idx.sort().values
 
     return x[pick(x.shape[0], SAMPLE_ROWS)][:, pick(x.shape[1], SAMPLE_COLS)].float()

@@ -4,8 +4,8 @@ For every benchmark given (with its statistics cache):
 
 1. the core issue's default search runs on the search split (GP defaults, seed 0) — deterministic for a given
    cache, so rerunning reproduces it — writing ``runs/results/<benchmark>/`` (best.json, summary.json, history);
-2. the held-out table (:func:`lpzero_core.evaluation.report`): that searched proxy, the proxy searched on every
-   *other* benchmark (cross-benchmark transfer, kind ``transfer``), LPZero's released proxies, every network
+2. the held-out table (:func:`lpzero_core.workbench.evaluation.report`): that searched proxy, the proxy searched on
+   every *other* benchmark (cross-benchmark transfer, kind ``transfer``), LPZero's released proxies, every network
    baseline in the cache and the structural baselines;
 3. ``results/<benchmark>.csv`` and ``.md`` (a caption line naming the cache, the split and the searched proxy,
    then the table), and the README block between ``<!-- results:<benchmark> -->`` and
@@ -20,11 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from lpzero_core import evaluation
-from lpzero_core.cache import StatsCache, atomic_write_text
 from lpzero_core.errors import LPZeroError
-from lpzero_core.gp import GPConfig, save_result, search
-from lpzero_core.proxy import Proxy
+from lpzero_core.files import atomic_write_text
+from lpzero_core.search.gp import GPConfig, save_result, search
+from lpzero_core.search.proxy import Proxy
+from lpzero_core.stats.cache import StatsCache
+from lpzero_core.workbench import evaluation
 
 README_COLUMNS = ["proxy", "kind", "kendall", "kendall_ci_low", "kendall_ci_high", "spearman", "top10_kendall",
                   "strata_kendall", "partial_spearman", "seconds_per_arch"]
@@ -98,8 +99,9 @@ def published_comparison(n_archs: int = 60, seed: int = 0, progress: bool = True
     import numpy as np
     from tqdm.auto import tqdm
 
-    from lpzero_core import baselines, benchmarks, metrics
-    from lpzero_core.benchmarks.flexibert import published_metrics
+    from lpzero_core.search import metrics
+    from lpzero_core.stats import baselines, benchmarks
+    from lpzero_core.stats.benchmarks.flexibert import published_metrics
 
     benchmark = benchmarks.get("flexibert", "port")
     published = published_metrics()

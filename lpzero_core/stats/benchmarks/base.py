@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-INPUTS = ("act", "grad", "head", "softmax", "weight", "jacobian")
+from lpzero_core.search.ops import INPUTS  # noqa: F401  (re-exported for the benchmark layer)
 
 
 def seed_for(seed: int, arch_index: int) -> int:
@@ -92,7 +92,8 @@ class Benchmark:
     def build(self, i: int, seed: int = 0) -> nn.Module:
         raise NotImplementedError
 
-    def batch(self, batch_size: int | None = None, seq_len: int | None = None, seed: int = 0) -> dict[str, torch.Tensor]:
+    def batch(self, batch_size: int | None = None, seq_len: int | None = None,
+              seed: int = 0) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:

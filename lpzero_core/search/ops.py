@@ -21,6 +21,9 @@ import torch
 # std of one element is NaN by definition here (see the conventions above); torch's warning about it is noise
 warnings.filterwarnings("ignore", message=r"std\(\): degrees of freedom")
 
+#: the proxy inputs, each a list of per-site tensors of one network on one batch (see stats/benchmarks/base.py)
+INPUTS = ("act", "grad", "head", "softmax", "weight", "jacobian")
+
 EPS = 1e-9
 Tensor = torch.Tensor
 

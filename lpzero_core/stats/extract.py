@@ -12,7 +12,8 @@ Per architecture ``i`` (pure function of benchmark, variant, batch settings, see
 
 Architectures run in-process (``workers=1``) or as Dask tasks on a local cluster (``workers=N``) or an existing
 one (``scheduler=ADDRESS``), each on one torch thread; workers return arrays and the client writes each file
-atomically, so the bytes are the same whichever way they were computed. A rerun computes only missing, corrupt or stale files.
+atomically, so the bytes are the same whichever way they were computed. A rerun computes only missing, corrupt or
+stale files.
 """
 from __future__ import annotations
 
@@ -22,17 +23,16 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lpzero_core import baselines as baseline_proxies
-from lpzero_core import benchmarks
-from lpzero_core.benchmarks.base import INPUTS, Benchmark
-from lpzero_core.cache import (StatsCache, atomic_write_text, cache_dir, cache_key, missing_archs, site_sample,
-                               write_arch)
 from lpzero_core.errors import LPZeroError
-from lpzero_core.ops import branch_table
+from lpzero_core.files import atomic_write_text
+from lpzero_core.search.ops import INPUTS, branch_table
+from lpzero_core.stats import baselines as baseline_proxies
+from lpzero_core.stats import benchmarks
+from lpzero_core.stats.benchmarks.base import Benchmark
+from lpzero_core.stats.cache import StatsCache, cache_dir, cache_key, missing_archs, site_sample, write_arch
 
 
 def settings(benchmark: Benchmark, batch_size: int | None = None, seq_len: int | None = None, seed: int = 0,
@@ -207,7 +207,7 @@ def open_cache(name: str, variant: str | None = None, batch_size: int | None = N
     """The statistics cache of a benchmark (``synthetic`` is generated on first use); a missing or incomplete
     cache names the command that fills it."""
     if name == "synthetic":
-        from lpzero_core.benchmarks import synthetic
+        from lpzero_core.stats.benchmarks import synthetic
         return StatsCache.load(directory, allow_partial) if directory else synthetic.load()
     if directory is None:
         benchmark = benchmarks.get(name, variant)

@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import importlib
 
-from lpzero_core.benchmarks.base import INPUTS, Benchmark, Sites, seed_for
 from lpzero_core.errors import LPZeroError
+from lpzero_core.stats.benchmarks.base import INPUTS, Benchmark, Sites, seed_for
 
 #: registry name -> (module, loader function)
 REGISTRY = {
-    "flexibert": ("lpzero_core.benchmarks.flexibert", "load"),
-    "gpt2-wt103": ("lpzero_core.benchmarks.gpt2_lts", "load"),
+    "flexibert": ("lpzero_core.stats.benchmarks.flexibert", "load"),
+    "gpt2-wt103": ("lpzero_core.stats.benchmarks.gpt2_lts", "load"),
 }
 
 

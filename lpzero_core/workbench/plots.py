@@ -22,15 +22,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-from matplotlib.text import Text
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.text import Text
 from scipy import stats
 
-from lpzero_core import metrics
-from lpzero_core.data import atomic_write
-from lpzero_core.proxy import _BINARY_SYMBOL, _UNARY_FORMAT, SYMBOL, Proxy
+from lpzero_core.files import atomic_write
+from lpzero_core.search import metrics
+from lpzero_core.search.proxy import BINARY_SYMBOL, SYMBOL, UNARY_FORMAT, Proxy
 
 KIND_COLORS = {"searched": "#d62728", "lpzero": "#ff7f0e", "baseline": "#1f77b4", "structural": "#7f7f7f"}
 KIND_LABELS = {"searched": "searched (this run)", "lpzero": "LPZero released", "baseline": "zero-cost baseline",
@@ -265,7 +265,7 @@ _INPUT_NAMES = {"act": "activations", "grad": "gradients", "head": "head outputs
 def _op_label(name: str) -> str:
     """``element_wise_pow`` → ``pow  (x²)``: the op name and its formula on a placeholder."""
     short = name.replace("element_wise_", "")
-    formula = _UNARY_FORMAT.get(name, "{}").format("x")
+    formula = UNARY_FORMAT.get(name, "{}").format("x")
     return short if formula in ("x", short + "(x)") else f"{short}  {formula}"
 
 
@@ -286,7 +286,7 @@ def expression_tree(proxy: Proxy, title: str = "") -> plt.Figure:
                                                           alpha=alpha, zorder=1)
         top = levels - 1
         box(0.5, top, f"{proxy.agg} over sites l", "#fde0c5")
-        box(0.5, top - 1, f"{proxy.binary.replace('element_wise_', '')}  ({_BINARY_SYMBOL[proxy.binary]})",
+        box(0.5, top - 1, f"{proxy.binary.replace('element_wise_', '')}  ({BINARY_SYMBOL[proxy.binary]})",
             "#f9c0c0")
         edge(0.5, top, 0.5, top - 1)
         for k, x in ((0, 0.27), (1, 0.73)):

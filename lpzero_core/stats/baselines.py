@@ -1,7 +1,7 @@
 """Hand-crafted zero-cost proxies (the baselines every searched proxy is compared with).
 
 Each network baseline is a function ``f(benchmark, model, batch) -> float`` computed on a randomly initialised
-model and one batch, through the benchmark contract only (:mod:`lpzero_core.benchmarks.base`), so it works for
+model and one batch, through the benchmark contract only (:mod:`lpzero_core.stats.benchmarks.base`), so it works for
 every benchmark:
 
 * L = ``benchmark.loss(model, batch)``, the scalar the benchmark back-propagates;
@@ -42,8 +42,8 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from lpzero_core.benchmarks.base import Benchmark, Sites
 from lpzero_core.errors import LPZeroError
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites
 
 EPS_EIG = 1e-5  # the k of Mellor et al.'s −Σ[log(λ + k) + 1/(λ + k)]
 
