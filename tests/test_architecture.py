@@ -19,7 +19,8 @@ def private_imports(source: str) -> list[str]:
 
 
 def test_the_checker_sees_a_private_import():
-    assert private_imports("from lpzero_core.search.proxy import _atomic, Proxy") == ["lpzero_core.search.proxy._atomic"]
+    found = private_imports("from lpzero_core.search.proxy import _atomic, Proxy")
+    assert found == ["lpzero_core.search.proxy._atomic"]
     assert private_imports("from lpzero_core.search.proxy import Proxy") == []
 
 
