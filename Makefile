@@ -14,7 +14,7 @@ endif
 # DEMO_ARCHS=500 is the full benchmark.
 DEMO_ARCHS ?= 150
 
-.PHONY: venv test demo bench extract lab paper results clean-cache
+.PHONY: venv test demo bench extract lab paper results lpzero-batch clean-cache
 
 venv: $(VENV)/.installed
 
@@ -68,6 +68,13 @@ paper: venv results
 	    $(BIN)/papermill -k python3 --log-level WARNING notebooks/$$nb.ipynb runs/paper/$$b/$$nb.ipynb \
 	      -p benchmark $$b $(PAPER_FLAGS); \
 	  done; done
+
+# LPZero's released FlexiBERT proxy at growing batches vs LPZero's published values (results/flexibert-lpzero-batch*,
+# figures/flexibert_lpzero_batch.*). LPZERO_BATCH_FLAGS: e.g. "--device cuda" (all four batches), or on a CPU
+# "--batches 4x128 16x128".
+LPZERO_BATCH_FLAGS ?=
+lpzero-batch: venv
+	$(BIN)/python -m lpzero_core.workbench.batch_study $(LPZERO_BATCH_FLAGS)
 
 clean-cache:
 	rm -rf data/cache

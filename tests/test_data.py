@@ -51,7 +51,7 @@ def test_locate_finds_and_verifies(relpath):
 @pytest.mark.needs_data
 def test_verify_all_is_complete():
     found = data.verify_all(download=False)
-    assert len(found) == 206 and sum(p.name == "model_config.yaml" for p in found.values()) == 200
+    assert len(found) == 207 and sum(p.name == "model_config.yaml" for p in found.values()) == 200
 
 
 def test_source_urls_are_pinned():

@@ -303,3 +303,24 @@ def expression_tree(proxy: Proxy, title: str = "") -> plt.Figure:
         ax.set_title(title or f"{proxy.formula()}", fontsize=10)
         fig.tight_layout()
     return fig
+
+
+# -- LPZero's released FlexiBERT proxy by batch size ----------------------------------------------------------------
+def batch_curve(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Per batch shape (x, in the table's order): Spearman ρ of our released-proxy values with LPZero's published
+    column, and each one's ρ with GLUE. ``table`` is ``batch_study.summarize``'s."""
+    x = np.arange(len(table))
+    with _style():
+        fig, ax = plt.subplots(figsize=(6, 3.8))
+        for column, color, label in (("agreement_spearman", "#2ca02c", "ours vs LPZero's published values"),
+                                     ("ours_vs_glue", "#d62728", "ours vs GLUE"),
+                                     ("theirs_vs_glue", "#7f7f7f", "LPZero's values vs GLUE")):
+            ax.plot(x, table[column].to_numpy(float), marker="o", color=color, lw=1.6, label=label,
+                    ls="--" if column == "theirs_vs_glue" else "-")
+        ax.set_xticks(x, table["batch"].tolist())
+        ax.set_xlabel("batch (sequences × tokens)")
+        ax.set_ylabel("Spearman ρ")
+        ax.set_title(title or f"LPZero's FlexiBERT proxy on the port, by batch (n = {int(table['n'].max())})")
+        ax.legend(loc="best")
+        fig.tight_layout()
+    return fig
