@@ -15,9 +15,8 @@ and otherwise downloads the file from its public source, pinned at a commit, int
 source repository, commit, folder in that repository and licence; ``path_overrides`` names the few files that
 live elsewhere in the source repository (Archai's ``LICENSE`` is at its root), and ``file_sources`` the files that
 come from another repository altogether (LPZero's copy of the FlexiBERT CSV with its ``lpzero`` column). Every copy,
-found or downloaded, must
-match its sha256 before its path is returned: a mismatch is an :class:`LPZeroError`, never a fallback to another
-copy, and a download that does not match is never written. A successful check is remembered per
+found or downloaded, must match its sha256 before its path is returned: a mismatch is an :class:`LPZeroError`, never
+a fallback to another copy, and a download that does not match is never written. A successful check is remembered per
 (path, size, mtime), so repeated calls cost one ``stat``.
 """
 from __future__ import annotations
