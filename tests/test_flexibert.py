@@ -162,7 +162,7 @@ def test_padding_mask(variant, honoured):
 
 
 def test_batch_uses_text_bert_batch(monkeypatch):
-    """batch() delegates to text.bert_batch with the benchmark defaults (8 × 128) unless told otherwise."""
+    """batch() delegates to text.bert_batch with the benchmark defaults (4 × 128) unless told otherwise."""
     seen = []
     monkeypatch.setattr(fb, "bert_batch", lambda *args, **kw: seen.append((args, kw)))
     b = fb.load("as_trained")

@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.container import BarContainer
 from matplotlib.text import Text
 
 from lpzero_core.search import metrics
@@ -42,7 +43,9 @@ def test_spearman_bars(table, tmp_path):
     fig = plots.spearman_bars(table)
     ax = fig.axes[0]
     _labelled(fig)
-    bars = [p for p in ax.patches if p.get_height() == pytest.approx(0.7)]
+    containers = [c for c in ax.containers if isinstance(c, BarContainer)]
+    assert len(containers) == 1  # one barh call; legend patches and error bars are not bars
+    bars = list(containers[0])
     drawn = table[(table["proxy"] != "params_total") & table["spearman"].notna()]
     assert len(bars) == len(drawn)
     widths = [b.get_width() for b in sorted(bars, key=lambda b: b.get_y())]

@@ -37,7 +37,7 @@ How the defaults differ from the original protocols
 * FlexiBERT (Serianni & Kalita): the first 128 OpenWebText documents, ``google/electra-small-discriminator``
   tokenizer (uncased WordPiece, 30522), padded to 512, so batch 128 x 512. Here: BBC articles, a corpus-built
   vocabulary of the same size (different ids for the same words, no sub-word splits of in-corpus words) and a
-  smaller default batch 8 x 128.
+  smaller batch (the FlexiBERT benchmark defaults to 4 x 128; ``bert_batch`` alone to 8 x 128).
 
 The original data can be used where reachable: ``tokenizer`` (hub name or local path) and, for GPT-2, ``dataset``
 (hub name, ``name:config``, or a local text file). A named tokenizer or dataset that cannot be loaded is an
