@@ -17,19 +17,20 @@ GPU, a real 7B (hub datasets for boolq … openbookqa and wikitext; ≈ 36 GB pe
         output_dir="runs/llama7b")
 """
 from lpzero_core.llama.evaluate import (
-                                        COMMONSENSE,
-                                        LOCAL_TASKS,
-                                        build_local_tasks,
-                                        evaluate,
-                                        headline,
-                                        lora_recover,
-                                        resolve_task,
-                                        run,
+    COMMONSENSE,
+    LOCAL_TASKS,
+    build_local_tasks,
+    conclusion,
+    evaluate,
+    headline,
+    lora_recover,
+    resolve_task,
+    run,
 )
 from lpzero_core.llama.model import calibration_batch, load_model, tiny_model, validate
 from lpzero_core.llama.search import DEFAULT_PROXY, Budget, proxy_inputs, random_configs, score, search
 from lpzero_core.llama.space import LONAS_RATIOS, SubnetSpace
 
 __all__ = ["COMMONSENSE", "DEFAULT_PROXY", "LOCAL_TASKS", "LONAS_RATIOS", "Budget", "SubnetSpace",
-           "build_local_tasks", "calibration_batch", "evaluate", "headline", "load_model", "lora_recover",
+           "build_local_tasks", "calibration_batch", "conclusion", "evaluate", "headline", "load_model", "lora_recover",
            "proxy_inputs", "random_configs", "resolve_task", "run", "score", "search", "tiny_model", "validate"]

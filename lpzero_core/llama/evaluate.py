@@ -254,6 +254,34 @@ def headline(table: pd.DataFrame) -> pd.DataFrame:
                          "perplexity": ppl.iloc[:, 0] if ppl.shape[1] else np.nan})
 
 
+def conclusion(summary: pd.DataFrame, budget: float) -> str:
+    """The notebook's conclusion as markdown, every number read from ``summary`` (``headline``'s table): how the
+    proxy-chosen sub-network compares with ``uniform`` of the same budget on the proxy, perplexity and accuracy,
+    and which variant is best on each."""
+    by = summary.set_index("variant")
+    chosen, uniform = by.loc["proxy"], by.loc["uniform"]
+    pruned = by.drop(index="full", errors="ignore")
+
+    def verdict(column: str, higher: bool) -> str:
+        if not np.isfinite(pruned[column]).any():
+            return f"no {column} was measured"
+        if pruned[column].nunique() == 1:
+            return f"every pruned variant scores {chosen[column]:.6g}: this measure separates nothing"
+        best = pruned[column].idxmax() if higher else pruned[column].idxmin()
+        better = chosen[column] > uniform[column] if higher else chosen[column] < uniform[column]
+        return (f"proxy-chosen {chosen[column]:.6g} vs uniform {uniform[column]:.6g} "
+                f"({'better' if better else 'not better'}); "
+                f"best pruned variant: `{best}` ({pruned.loc[best, column]:.6g})")
+
+    full = f" (full model {by.loc['full', 'perplexity']:.6g})" if "full" in by.index else ""
+    return "\n".join([
+        f"At budget {budget}, the proxy chose widths `{chosen.widths}`; uniform is `{uniform.widths}`.",
+        f"- **Proxy value** (what the search maximises): {verdict('proxy', True)}.",
+        f"- **Word perplexity** (lower is better){full}: {verdict('perplexity', False)}.",
+        f"- **Mean accuracy**: {verdict('accuracy', True)}.",
+    ])
+
+
 @contextmanager
 def _threads(n: int | None):
     """``torch.set_num_threads(n)`` inside the block (``None``: unchanged)."""
