@@ -61,6 +61,7 @@ from lpzero_core.llama.model import bbc_split, calibration_batch, load_model, te
 from lpzero_core.llama.search import DEFAULT_PROXY, Budget, random_configs, score, search
 from lpzero_core.llama.space import LONAS_RATIOS, SubnetSpace
 from lpzero_core.search.proxy import Proxy
+from lpzero_core.workbench.evaluation import to_markdown
 
 TASK_DIR = Path(__file__).resolve().parent / "tasks"
 LOCAL_TASKS = ("lpzero_bbc_cloze", "lpzero_bbc_ppl")
@@ -240,7 +241,7 @@ def run(model: str = "tiny", budget: float = 0.75, *, budget_of: str = "mlp", ra
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "llama_downstream.csv", table.to_csv(index=False))
-        atomic_write_text(out / "llama_downstream.md", table.to_markdown(index=False, floatfmt=".4g") + "\n")
+        atomic_write_text(out / "llama_downstream.md", to_markdown(table, digits=4) + "\n")
     return table
 
 

@@ -37,6 +37,7 @@ from lpzero_core.stats import benchmarks
 from lpzero_core.stats.benchmarks.base import seed_for
 from lpzero_core.stats.data import locate
 from lpzero_core.stats.extract import proxy_inputs
+from lpzero_core.workbench import evaluation
 
 #: (batch size, sequence length) of the study; the last is LPZero's own
 BATCHES = ((4, 128), (16, 128), (32, 512), (128, 512))
@@ -96,7 +97,7 @@ def write(scores: pd.DataFrame, table: pd.DataFrame, results: str = "results", f
     atomic_write_text(out / "flexibert-lpzero-batch-scores.csv", scores.to_csv(index=False))
     atomic_write_text(out / "flexibert-lpzero-batch.csv", table.to_csv(index=False))
     atomic_write_text(out / "flexibert-lpzero-batch.md",
-                      f"{note}\n\n{table.to_markdown(index=False, floatfmt='.3f')}\n")
+                      f"{note}\n\n{evaluation.to_markdown(table)}\n")
     plots.save(plots.batch_curve(table), PROJECT_ROOT / figures / "flexibert_lpzero_batch")
 
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             f"the `lpzero` column LPZero published (128×512 OpenWebText, GPU).")
     write(scores, table, note=note)
     print(note)
-    print(table.to_markdown(index=False, floatfmt=".3f"))
+    print(evaluation.to_markdown(table))
     return 0
 
 

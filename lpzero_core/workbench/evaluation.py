@@ -81,10 +81,11 @@ def report(cache: StatsCache, proxies: dict[str, Proxy] | None = None, baselines
 
 
 def to_markdown(table: pd.DataFrame, digits: int = 3) -> str:
-    """A GitHub markdown table (no extra dependency)."""
-    columns = list(table.columns)
-    fmt = lambda v: f"{v:.{digits}g}" if isinstance(v, float) and abs(v) >= 1e4 else (
-        f"{v:.{digits}f}" if isinstance(v, float) else str(v))
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt(v) for v in r) + " |" for r in table.itertuples(index=False)]
-    return "\n".join(lines)
+    """The project's one table printer: GitHub markdown (``DataFrame.to_markdown``, i.e. tabulate), floats with
+    ``digits`` decimals, or ``digits`` significant digits where |value| ≥ 10⁴ (parameter counts, FLOPs)."""
+    def cell(value):
+        if isinstance(value, float):
+            return f"{value:.{digits}g}" if abs(value) >= 1e4 else f"{value:.{digits}f}"
+        return str(value)
+
+    return table.map(cell).to_markdown(index=False, tablefmt="github", disable_numparse=True)
