@@ -151,7 +151,8 @@ def refill_hint(manifest: dict | None, directory: Path) -> str:
         return (f"delete {directory} and regenerate it (`lpzero search --benchmark synthetic` without --cache "
                 f"regenerates the default one)")
     if not settings:
-        return f"run `lpzero extract --cache {directory}` with the --benchmark and settings it was made with"
+        return (f"rerun `lpzero extract --cache {directory}` with the --benchmark and settings it was made with (a "
+                f"synthetic cache: delete it and regenerate it)")
     command = (f"lpzero extract --benchmark {settings['benchmark']} --variant {settings['variant']} "
                f"--batch-size {settings['batch_size']} --seq-len {settings['seq_len']} --seed {settings['seed']} "
                f"--cache {directory}" + ("" if settings.get("baselines", True) else " --no-baselines"))

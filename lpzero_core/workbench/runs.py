@@ -134,7 +134,10 @@ def _finished(path: Path, identity: dict) -> dict | None:
 
 
 def _checkpoint(path: Path) -> tuple[dict, gp.SearchState]:
-    data = read_json(path / "checkpoint.json", "checkpoint")
+    try:
+        data = read_json(path / "checkpoint.json", "checkpoint")
+    except LPZeroError as error:
+        raise LPZeroError(f"{error}; start over with --force") from None
     try:
         return data["run"], gp.SearchState.from_json(data["state"])
     except (KeyError, TypeError, ValueError) as error:
