@@ -81,14 +81,15 @@ def _readable_file(text: str) -> Path:
 COUNT, POSITIVE = _int_range(0), _int_range(1)
 
 
-def _cache_args(p: argparse.ArgumentParser) -> None:
+def _cache_args(p: argparse.ArgumentParser, partial: bool = True) -> None:
     p.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES)
     p.add_argument("--variant", default=None, help="model variant (default: the benchmark's own)")
     p.add_argument("--batch-size", type=POSITIVE, default=None)
     p.add_argument("--seq-len", type=POSITIVE, default=None)
     p.add_argument("--extract-seed", type=COUNT, default=0, help="seed of the extraction whose cache is read")
     p.add_argument("--cache", default=None, help="statistics cache directory (default: data/cache/<key>)")
-    p.add_argument("--allow-partial", action="store_true", help="use the architectures extracted so far")
+    if partial:
+        p.add_argument("--allow-partial", action="store_true", help="use the architectures extracted so far")
 
 
 def _open(args):
@@ -332,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cache", help="statistics cache maintenance")
     actions = p.add_subparsers(dest="action", required=True)
     p = actions.add_parser("verify", help="check every architecture file against its checksum and key")
-    _cache_args(p)
+    _cache_args(p, partial=False)
     p.set_defaults(run=cmd_cache_verify)
     return parser
 
