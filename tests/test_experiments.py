@@ -9,7 +9,7 @@ from lpzero_core.search import metrics
 from lpzero_core.search.gp import GPConfig
 from lpzero_core.search.proxy import RELEASED, Proxy
 from lpzero_core.stats.benchmarks.synthetic import PLANTED
-from lpzero_core.workbench import experiments
+from lpzero_core.workbench import experiments, runs
 from lpzero_core.workbench.evaluation import report
 
 TINY = GPConfig(population=10, iterations=25)
@@ -56,7 +56,7 @@ def test_run_search_writes_and_reuses(synthetic_cache, tmp_path):
     assert changed["config"]["iterations"] == 26
     assert len(experiments.best_so_far(experiments.read_history(tmp_path / "run"))) == 27
     subset = synthetic_cache.subset(np.arange(100))
-    assert experiments.cache_identity(subset) != experiments.cache_identity(synthetic_cache)
+    assert runs.cache_identity(subset) != runs.cache_identity(synthetic_cache)
 
 
 def test_rps_study_curves_and_summaries(synthetic_cache, tmp_path):

@@ -193,6 +193,17 @@ def test_search_is_at_least_uniform_and_seeded():
     assert result.history["best"].is_monotonic_increasing
 
 
+def test_search_improves_on_its_initial_population():
+    """A case where uniform is not optimal: evolution, not the initial population, finds the best configuration."""
+    space = SubnetSpace(random_llama(), multiple=8)
+    budget, ids, proxy = Budget(space, 0.75), batch(4, 16), Proxy.parse(DEFAULT_PROXY)
+    result = search(space, proxy, ids, budget, population=6, iterations=12, seed=0)
+    assert result.best_score > score(space, budget.uniform(), proxy, ids), "uniform is not optimal here"
+    initial_best = result.history["best"].iloc[0]
+    assert result.best_score > initial_best
+    assert result.history.loc[result.history["best"] > initial_best, "iteration"].min() > 0
+
+
 def test_lora_recovery_trains_the_subnetwork_mlps_only():
     model = random_llama()
     space = SubnetSpace(model, multiple=8)

@@ -24,9 +24,10 @@ def workspace(tmp_path_factory, synthetic_cache_dir):
         "01_extract_statistics": {**common, "n_archs": SYNTHETIC["n_archs"], "n_search": SYNTHETIC["n_search"]},
         "02_search_proxy": {**common, "population": 10, "iterations": 30, "study_seeds": [0, 1, 2],
                             "ablation_n_unary": [2, 3], "ablation_population": 6, "ablation_iterations": 4,
-                            "runs_dir": str(root / "runs"), "figures_dir": str(root / "figures")},
-        "03_correlation_plots": {**common, "runs_dir": str(root / "runs"), "figures_dir": str(root / "figures"),
-                                 "n_resamples": 50},
+                            "runs_dir": str(root / "runs"), "search_dir": str(root / "runs" / "search"),
+                            "figures_dir": str(root / "figures")},
+        "03_correlation_plots": {**common, "runs_dir": str(root / "runs"), "search_dir": str(root / "runs" / "search"),
+                                 "figures_dir": str(root / "figures"), "n_resamples": 50},
         "00_explore": {**common, "runs_dir": str(root / "runs")},
     }
     done = {}

@@ -63,3 +63,33 @@ def test_missing_readme_block_writes_nothing(caches, tmp_path):
 def test_embed_replaces_only_its_block():
     out = embed(README, "second", "new")
     assert "<!-- results:second -->\nnew\n<!-- /results:second -->" in out and "old table" in out
+
+
+def test_default_search_runs_once_for_results_and_notebook_02(caches, tmp_path, monkeypatch):
+    """`make paper` = `make results`, then notebook 02 on the run `make results` wrote: one search per benchmark."""
+    import json
+
+    from lpzero_core.search import gp
+    from lpzero_core.workbench import experiments, results, runs
+
+    notebook = json.loads((experiments.PROJECT_ROOT / "notebooks" / "02_search_proxy.ipynb").read_text())
+    parameters = {}
+    exec("".join(next(c for c in notebook["cells"] if "parameters" in c["metadata"].get("tags", []))["source"]),
+         parameters)
+    config = gp.GPConfig(population=parameters["population"], iterations=parameters["iterations"],
+                         n_unary=parameters["n_unary"], fitness=parameters["fitness"], rps=parameters["rps"],
+                         seed=parameters["seed"])
+    assert config == results.DEFAULT_SEARCH, "notebook 02's default search is the one of the README tables"
+    assert parameters["search_dir"] is None and "runs/results/{benchmark}" in json.dumps(notebook)
+
+    small = gp.GPConfig(population=10, iterations=20)
+    monkeypatch.setattr(results, "DEFAULT_SEARCH", small)
+    calls, search = [], gp.search
+    monkeypatch.setattr(runs.gp, "search", lambda *a, **k: calls.append(1) or search(*a, **k))
+    write_results(caches, tmp_path / "results", tmp_path / "runs", None, n_resamples=50, progress=False)
+    assert len(calls) == len(caches)
+    for name, cache in caches.items():
+        summary = experiments.run_search(cache, small, tmp_path / "runs" / name)
+        assert summary == json.loads((tmp_path / "runs" / name / "summary.json").read_text())
+    write_results(caches, tmp_path / "results", tmp_path / "runs", None, n_resamples=50, progress=False)
+    assert len(calls) == len(caches), "notebook 02 and a second `make results` reuse the run"

@@ -10,28 +10,30 @@ inputs uniformly, ops by their prior); (μ + 1) replacement: the offspring joins
 so the best is never lost. Fitness is the rank correlation on the *search split only*.
 
 Determinism: one ``numpy.random.Generator(seed)`` drives every random choice; evaluation is deterministic, so the
-same seed gives the same history bit for bit. Checkpoints store the generator state, the population and the RPS
-memory; a resumed run continues exactly where the uninterrupted run would be.
+same seed gives the same history bit for bit. The search writes no file: it reports every candidate and, every
+``checkpoint_every`` iterations, a ``SearchState`` (generator state, population, RPS memory, counters) to an
+``Observer``; passing a snapshot back as ``state`` continues exactly where the uninterrupted run would be.
 """
 from __future__ import annotations
 
-import csv
 import json
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.files import atomic_write_text
 from lpzero_core.search.metrics import CORRELATIONS
 from lpzero_core.search.ops import BINARY_PRIOR, INPUTS, UNARY_PRIOR
 from lpzero_core.search.proxy import Proxy
 from lpzero_core.search.pruning import RPS
 
 HISTORY_FIELDS = ("step", "phase", "proxy", "fitness", "rejected_by", "evaluations")
+#: longest unary chain: longer chains are almost always disconnected (prior 0.2 vs 0.1 per op), and chains past two
+#: ops are estimated from bounded samples
+MAX_N_UNARY = 8
 
 
 @dataclass(frozen=True)
@@ -55,8 +57,10 @@ class GPConfig:
     def __post_init__(self):
         if self.fitness not in CORRELATIONS:
             raise LPZeroError(f"--fitness must be one of {', '.join(CORRELATIONS)}, got {self.fitness!r}")
-        if self.population < 2 or self.iterations < 0 or self.n_unary < 1:
-            raise LPZeroError("need --population ≥ 2, --iterations ≥ 0 and --n-unary ≥ 1")
+        if (self.population < 2 or self.iterations < 0 or not 1 <= self.n_unary <= MAX_N_UNARY
+                or self.checkpoint_every < 1 or self.seed < 0):
+            raise LPZeroError(f"need --population ≥ 2, --iterations ≥ 0, 1 ≤ --n-unary ≤ {MAX_N_UNARY}, "
+                              f"--checkpoint-every ≥ 1 and --seed ≥ 0")
 
 
 # -- variation -------------------------------------------------------------------------------------------------
@@ -84,13 +88,14 @@ def _defined(proxy: Proxy) -> bool:
 
 def random_proxy(rng: np.random.Generator, config: GPConfig) -> Proxy:
     """A random genotype (inputs uniform, ops by prior), redrawn until at least one branch is live."""
-    while True:
+    for _ in range(10_000):
         proxy = Proxy(
             (_input(rng, config.inputs), _input(rng, config.inputs)),
             tuple(tuple(_unary(rng) for _ in range(config.n_unary)) for _ in (0, 1)),
             _binary(rng), config.aggregation)
         if _defined(proxy):
             return proxy
+    raise LPZeroError(f"no random proxy with a live branch in 10000 draws (n_unary {config.n_unary})")
 
 
 def crossover(a: Proxy, b: Proxy, rng: np.random.Generator, config: GPConfig) -> Proxy:
@@ -149,18 +154,28 @@ def evaluate_candidate(proxy: Proxy, cache, rps: RPS, fitness: str = "spearman")
 
 
 # -- the search ------------------------------------------------------------------------------------------------
-@dataclass
+@dataclass(frozen=True)
 class SearchState:
-    """Everything a checkpoint holds; a resumed run continues from it bit for bit."""
+    """A snapshot of a search between two iterations: ``search(cache, config, state=snapshot)`` continues it bit
+    for bit. ``step`` counts candidates evaluated (the ``step`` of the next one), ``iteration`` offspring;
+    ``population`` holds (canonical proxy, fitness) pairs, ``seen``/``rejected`` the RPS memory and counters."""
 
     step: int = 0
     iteration: int = 0
-    population: list[tuple[str, float]] = field(default_factory=list)
+    population: tuple[tuple[str, float], ...] = ()
     rng_state: dict | None = None
-    seen: list[str] = field(default_factory=list)
+    seen: tuple[str, ...] = ()
     rejected: dict[str, int] = field(default_factory=dict)
     evaluations: int = 0
-    history_rows: int = 0
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SearchState":
+        """Inverse of ``to_json``; a ``KeyError``/``TypeError`` means the data is no snapshot."""
+        return cls(**{**data, "population": tuple((p, f) for p, f in data["population"]),
+                      "seen": tuple(data["seen"])})
 
 
 @dataclass
@@ -170,85 +185,81 @@ class SearchResult:
     population: list[tuple[Proxy, float]]
     rejected: dict[str, int]
     evaluations: int
-    history: list[dict]
     wall_seconds: float
+    state: SearchState  # the last snapshot (the end of the run, or where ``stop_after`` stopped it)
 
 
-class _Log:
-    """history.csv (deterministic) and timings.csv (wall time per candidate), appended as the run goes."""
+class Observer:
+    """Receives a search's progress, as DEAP's algorithms fill a logbook; this base class ignores it.
 
-    def __init__(self, out: Path | None, keep_rows: int):
-        self.out, self.rows, self.times = out, [], []
-        if out is None:
-            return
-        for name, fields in (("history.csv", HISTORY_FIELDS), ("timings.csv", ("step", "seconds"))):
-            path = out / name
-            kept = []
-            if keep_rows and path.exists():
-                with path.open() as f:
-                    kept = list(csv.DictReader(f))[:keep_rows]
-            if name == "history.csv":
-                self.rows = kept
-            with path.open("w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=fields)
-                writer.writeheader()
-                writer.writerows(kept)
-
-    def add(self, step: int, phase: str, ev: Evaluation, seconds: float) -> None:
-        row = {"step": step, "phase": phase, "proxy": str(ev.proxy),
-               "fitness": "" if np.isnan(ev.fitness) else repr(ev.fitness),
-               "rejected_by": ev.rejected_by, "evaluations": ev.evaluations}
-        self.rows.append(row)
-        self.times.append({"step": step, "seconds": f"{seconds:.6f}"})
-
-    def flush(self) -> None:
-        if self.out is None:
-            return
-        pending = self.rows[len(self.rows) - len(self.times):] if self.times else []
-        for name, rows, fields in (("history.csv", pending, HISTORY_FIELDS),
-                                   ("timings.csv", self.times, ("step", "seconds"))):
-            with (self.out / name).open("a", newline="") as f:
-                csv.DictWriter(f, fieldnames=fields).writerows(rows)
-        self.times = []
-
-
-def search(cache, config: GPConfig = GPConfig(), out: str | Path | None = None, resume: bool = False,
-           progress: bool = True, stop_after: int | None = None) -> SearchResult:
-    """Run the steady-state GP on ``cache``; with ``out``, write history/timings/checkpoints there.
-
-    ``resume=True`` continues from ``out/checkpoint.json`` (written every ``checkpoint_every`` iterations).
-    ``stop_after`` stops after that many iterations without finishing (used to test resumption).
+    ``evaluated`` is called once per candidate, in ``step`` order; ``checkpoint`` every ``checkpoint_every``
+    iterations and when the run completes, with the snapshot to pass back as ``search(..., state=…)``. The search
+    itself writes no file: the workbench's run directory (``workbench/runs.py``) is one observer.
     """
-    out = None if out is None else Path(out)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+
+    def evaluated(self, step: int, phase: str, evaluation: Evaluation, seconds: float) -> None:
+        pass
+
+    def checkpoint(self, state: SearchState) -> None:
+        pass
+
+
+def history_row(step: int, phase: str, evaluation: Evaluation) -> dict:
+    """One row of a search history (``HISTORY_FIELDS``): fitness as ``repr`` (exact), "" when rejected."""
+    return {"step": step, "phase": phase, "proxy": str(evaluation.proxy),
+            "fitness": "" if np.isnan(evaluation.fitness) else repr(evaluation.fitness),
+            "rejected_by": evaluation.rejected_by, "evaluations": evaluation.evaluations}
+
+
+def search(cache, config: GPConfig = GPConfig(), *, state: SearchState | None = None,
+           observer: Observer | None = None, progress: bool = True, stop_after: int | None = None) -> SearchResult:
+    """Run the steady-state GP on ``cache``, from scratch or from a snapshot ``state``; progress goes to ``observer``.
+
+    ``stop_after`` stops after that many iterations without finishing (used to test resumption). A search split of
+    fewer than 3 architectures, or an initial population that ``100 × population`` candidates cannot fill, is an
+    ``LPZeroError`` (no correlation can be defined, so the search could not progress).
+    """
+    if len(cache.search_ids) < 3:
+        raise LPZeroError(f"the search split of this cache holds {len(cache.search_ids)} architecture(s); a rank "
+                          f"correlation needs at least 3: extract more of the search split")
+    observer = observer or Observer()
+    state = state or SearchState()
     rng = np.random.default_rng(config.seed)
     rps = RPS(enabled=config.rps, k=config.rps_k)
-    state = SearchState()
-    if resume:
-        state = _load_checkpoint(out, config)
+    if state.rng_state is not None:
         rng.bit_generator.state = state.rng_state
-        rps.seen, rps.rejected = set(state.seen), rps.rejected.__class__(state.rejected)
-    log = _Log(out, state.history_rows if resume else 0)
+    rps.seen, rps.rejected = set(state.seen), Counter(state.rejected)
+    step, iteration, evaluations = state.step, state.iteration, state.evaluations
     population = [(Proxy.parse(p), f) for p, f in state.population]
     start = time.perf_counter()
 
     def run(proxy: Proxy, phase: str) -> Evaluation:
+        nonlocal step, evaluations
         t0 = time.perf_counter()
         ev = evaluate_candidate(proxy, cache, rps, config.fitness)
-        log.add(state.step, phase, ev, time.perf_counter() - t0)
-        state.step += 1
-        state.evaluations += ev.evaluations
+        observer.evaluated(step, phase, ev, time.perf_counter() - t0)
+        step += 1
+        evaluations += ev.evaluations
         return ev
 
+    def snapshot() -> SearchState:
+        return SearchState(step, iteration, tuple((str(p), f) for p, f in population), rng.bit_generator.state,
+                           tuple(sorted(rps.seen)), dict(rps.rejected), evaluations)
+
+    budget = step + 100 * config.population
     while len(population) < config.population:  # initial population: rejection sampling of valid proxies
+        if step >= budget:
+            rule, count = rps.rejected.most_common(1)[0]
+            raise LPZeroError(f"the initial population holds {len(population)} of {config.population} proxies after "
+                              f"{step} candidates (most rejected by {rule}: {count}); the search cannot progress "
+                              f"on this cache")
         ev = run(random_proxy(rng, config), "init")
         if not ev.rejected_by:
             population.append((ev.proxy, ev.fitness))
 
-    bar = tqdm(total=config.iterations, initial=state.iteration, disable=not progress, desc="GP", unit="it")
-    while state.iteration < config.iterations:
-        if stop_after is not None and state.iteration >= stop_after:
+    bar = tqdm(total=config.iterations, initial=iteration, disable=not progress, desc="GP", unit="it")
+    while iteration < config.iterations:
+        if stop_after is not None and iteration >= stop_after:
             break
         ranked = sorted(population, key=lambda pf: -pf[1])
         top = ranked[: max(2, int(len(ranked) * config.parent_fraction))]
@@ -257,64 +268,20 @@ def search(cache, config: GPConfig = GPConfig(), out: str | Path | None = None, 
         if not ev.rejected_by:
             population.append((ev.proxy, ev.fitness))
             population.pop(int(np.argmin([f for _, f in population])))
-        state.iteration += 1
+        iteration += 1
         bar.update(1)
         bar.set_postfix(best=f"{max(f for _, f in population):.4f}", refresh=False)
-        if out is not None and (state.iteration % config.checkpoint_every == 0 or state.iteration == config.iterations):
-            _save_checkpoint(out, config, state, population, rng, rps, log)
+        if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
+            observer.checkpoint(snapshot())
     bar.close()
-    if out is not None:
-        log.flush()
+    last = snapshot()
+    if iteration == config.iterations:
+        observer.checkpoint(last)
     best, fitness = max(population, key=lambda pf: pf[1])
-    return SearchResult(best, fitness, population, dict(rps.rejected), state.evaluations, log.rows,
-                        time.perf_counter() - start)
-
-
-def _save_checkpoint(out: Path, config: GPConfig, state: SearchState, population, rng, rps: RPS, log: _Log) -> None:
-    log.flush()
-    state.population = [(str(p), f) for p, f in population]
-    state.rng_state = rng.bit_generator.state
-    state.seen, state.rejected = sorted(rps.seen), dict(rps.rejected)
-    state.history_rows = len(log.rows)
-    atomic_write_text(out / "checkpoint.json", json.dumps({"config": config_json(config), "state": asdict(state)}))
+    return SearchResult(best, fitness, population, dict(rps.rejected), evaluations, time.perf_counter() - start,
+                        last)
 
 
 def config_json(config: GPConfig) -> dict:
     """The settings as plain JSON values (as stored in checkpoints and summary.json)."""
     return json.loads(json.dumps(asdict(config)))
-
-
-def _load_checkpoint(out: Path | None, config: GPConfig) -> SearchState:
-    path = None if out is None else out / "checkpoint.json"
-    if path is None or not path.exists():
-        raise LPZeroError(f"--resume: no checkpoint.json in {out}; start the search without --resume")
-    data = json.loads(path.read_text())
-    if data["config"] != config_json(config):
-        raise LPZeroError(f"--resume: {path} was written with other settings; use the same arguments or a new --out")
-    return SearchState(**data["state"])
-
-
-def save_result(out: str | Path, result: SearchResult, cache, config: GPConfig) -> dict:
-    """Write ``best.json`` (genotype + search fitness) and ``summary.json`` into ``out``; return the summary.
-
-    The summary holds the canonical proxy, its formula, ρ/τ on the search split and on the held-out architectures
-    (reported, never used for selection), rejections per RPS rule, architectures scored, wall time, seed, config.
-    """
-    from lpzero_core.search import metrics
-
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    scores = result.best.evaluate(cache)
-
-    def split(ids):
-        return {"spearman": metrics.spearman(scores[ids], cache.target[ids]),
-                "kendall": metrics.kendall(scores[ids], cache.target[ids]), "n": int(len(ids))}
-
-    best = {**result.best.to_dict(), "fitness": result.fitness, "fitness_metric": config.fitness}
-    summary = {"proxy": str(result.best), "formula": result.best.formula(), "benchmark": cache.name,
-               "search": split(cache.search_ids), "heldout": split(cache.heldout_ids), "rejected": result.rejected,
-               "evaluations": result.evaluations, "wall_seconds": result.wall_seconds, "seed": config.seed,
-               "config": config_json(config)}
-    atomic_write_text(out / "best.json", json.dumps(best, indent=2, ensure_ascii=False))
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False))
-    return summary

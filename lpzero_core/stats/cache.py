@@ -14,9 +14,11 @@ Each architecture file holds, per proxy input ``X`` with ``S`` sites:
   used only by chains longer than two ops;
 
 and, as JSON in the safetensors metadata, ``key`` (the manifest key: a file from other settings is stale),
-``index``, ``descriptors``, ``baselines``, ``baseline_seconds`` and ``seconds`` (time to extract the proxy
-inputs and their tables).
-Files are written atomically (temporary file + rename): a file that exists is complete.
+``index``, ``descriptors``, ``baselines``, ``baseline_seconds``, ``seconds`` (time to extract the proxy inputs and
+their tables) and ``checksum`` (:func:`checksum` of the tensors; files written before checksums have none and are
+read unchecked — bump ``EXTRACTION_VERSION`` to recompute them).
+Files are written atomically (temporary file + rename): a file that exists is complete; one whose tensors no
+longer match its checksum is corrupt, and reads as missing (so ``extract`` recomputes it).
 """
 from __future__ import annotations
 
@@ -76,33 +78,94 @@ def arch_path(directory: Path, index: int) -> Path:
     return Path(directory) / f"arch_{index:04d}.safetensors"
 
 
+def checksum(tensors: dict[str, np.ndarray]) -> str:
+    """SHA-256 (hex) over the tensors in name order: each name, dtype, shape and bytes."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        digest.update(json.dumps([name, array.dtype.str, array.shape]).encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
 def write_arch(directory: Path, index: int, tables: dict[str, np.ndarray], samples: dict[str, np.ndarray],
                meta: dict) -> None:
-    """Atomically write one architecture's statistics."""
+    """Atomically write one architecture's statistics, with the checksum of its tensors in the metadata."""
     tensors = {f"table.{k}": np.ascontiguousarray(v, dtype=np.float64) for k, v in tables.items()}
     tensors |= {f"sample.{k}": np.ascontiguousarray(v, dtype=np.float32) for k, v in samples.items()}
-    atomic_write(arch_path(directory, index), save(tensors, metadata={"meta": json.dumps({**meta, "index": index})}))
+    meta = {**meta, "index": index, "checksum": checksum(tensors)}
+    atomic_write(arch_path(directory, index), save(tensors, metadata={"meta": json.dumps(meta)}))
 
 
-def read_arch(directory: Path, index: int, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
-    """One architecture's tensors and metadata, or None when missing, corrupt or stale (wrong key)."""
+def check_arch(directory: Path, index: int, key: str) -> tuple[str, tuple[dict[str, np.ndarray], dict] | None]:
+    """(status, (tensors, metadata) or None) of one architecture file. Status: ``ok``, ``unchecked`` (readable, no
+    checksum: written before checksums), ``missing``, ``corrupt`` (unreadable, incomplete or checksum mismatch) or
+    ``stale`` (written for another manifest key)."""
     path = arch_path(directory, index)
     if not path.exists():
-        return None
+        return "missing", None
     try:
         tensors = load_file(path)
         with safe_open(path, "np") as f:
             meta = json.loads(f.metadata()["meta"])
-    except (SafetensorError, OSError, KeyError, ValueError):
-        return None
-    if meta.get("key") != key or any(f"table.{x}" not in tensors for x in INPUTS):
-        return None
-    return tensors, meta
+    except (SafetensorError, OSError, KeyError, ValueError, TypeError):
+        return "corrupt", None
+    if any(f"table.{x}" not in tensors for x in INPUTS):
+        return "corrupt", None
+    if "checksum" in meta and meta["checksum"] != checksum(tensors):
+        return "corrupt", None
+    if meta.get("key") != key:
+        return "stale", None
+    return ("ok" if "checksum" in meta else "unchecked"), (tensors, meta)
+
+
+def read_arch(directory: Path, index: int, key: str) -> tuple[dict[str, np.ndarray], dict] | None:
+    """One architecture's tensors and metadata, or None when missing, corrupt or stale (``check_arch``)."""
+    return check_arch(directory, index, key)[1]
 
 
 def missing_archs(directory: Path, key: str, indices) -> list[int]:
     """Indices whose file is absent, corrupt or stale: exactly what an extraction must (re)compute."""
     return [i for i in indices if read_arch(directory, i, key) is None]
+
+
+def read_manifest(directory: Path) -> dict:
+    """``manifest.json`` of a cache; missing or damaged is an ``LPZeroError`` naming the way out."""
+    path = Path(directory) / "manifest.json"
+    if not path.exists():
+        raise LPZeroError(f"no statistics cache at {directory} (missing manifest.json); run `lpzero extract` first")
+    try:
+        manifest = json.loads(path.read_text())
+        manifest["key"], manifest["arch_keys"], manifest["search_ids"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+        raise LPZeroError(f"{path} is damaged ({error!r}); {refill_hint(None, directory)} to rewrite it") from None
+    return manifest
+
+
+def refill_hint(manifest: dict | None, directory: Path) -> str:
+    """The command that (re)computes what a cache misses: extraction of every architecture of the manifest's
+    settings into ``directory`` (only missing, corrupt and stale files are computed), or, for the synthetic
+    benchmark, deleting and regenerating it."""
+    settings = (manifest or {}).get("settings") or {}
+    if settings.get("benchmark") == "synthetic":
+        return (f"delete {directory} and regenerate it (`lpzero search --benchmark synthetic` without --cache "
+                f"regenerates the default one)")
+    if not settings:
+        return (f"rerun `lpzero extract --cache {directory}` with the --benchmark and settings it was made with (a "
+                f"synthetic cache: delete it and regenerate it)")
+    command = (f"lpzero extract --benchmark {settings['benchmark']} --variant {settings['variant']} "
+               f"--batch-size {settings['batch_size']} --seq-len {settings['seq_len']} --seed {settings['seed']} "
+               f"--cache {directory}" + ("" if settings.get("baselines", True) else " --no-baselines"))
+    return f"run `{command}` (every architecture; it computes only what is missing or corrupt)"
+
+
+def verify(directory: Path) -> dict[str, list[int]]:
+    """Check every architecture file of a cache against its checksum and key: indices per ``check_arch`` status."""
+    manifest = read_manifest(directory)
+    found: dict[str, list[int]] = {}
+    for i in range(len(manifest["arch_keys"])):
+        found.setdefault(check_arch(directory, i, manifest["key"])[0], []).append(i)
+    return found
 
 
 @dataclass
@@ -168,20 +231,18 @@ class StatsCache:
         """Load a cache. An incomplete one is an error naming how to finish it, unless ``allow_partial``: then
         the architectures present are kept (re-indexed; the search split keeps those it contains)."""
         directory = Path(directory)
-        manifest_path = directory / "manifest.json"
-        if not manifest_path.exists():
-            raise LPZeroError(f"no statistics cache at {directory} (missing manifest.json); run `lpzero extract` first")
-        manifest = json.loads(manifest_path.read_text())
+        manifest = read_manifest(directory)
         items = {i: read_arch(directory, i, manifest["key"]) for i in range(len(manifest["arch_keys"]))}
         present = [i for i, item in items.items() if item is not None]
         missing = len(items) - len(present)
         if missing and not allow_partial:
             first = next(i for i, item in items.items() if item is None)
             raise LPZeroError(f"statistics cache {directory} is incomplete: {missing} of {len(items)} architectures "
-                              f"missing or stale (first: {first}); rerun the same `lpzero extract` command to "
-                              f"finish it, or pass --allow-partial")
+                              f"missing, corrupt or stale (first: {first}); {refill_hint(manifest, directory)}, or "
+                              f"pass --allow-partial")
         if not present:
-            raise LPZeroError(f"statistics cache {directory} holds no architecture yet; run `lpzero extract` first")
+            raise LPZeroError(f"statistics cache {directory} holds no architecture yet; "
+                              f"{refill_hint(manifest, directory)}")
         position = {i: k for k, i in enumerate(present)}
         manifest = {**manifest, "arch_keys": [manifest["arch_keys"][i] for i in present],
                     "target": [manifest["target"][i] for i in present],

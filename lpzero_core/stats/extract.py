@@ -139,20 +139,30 @@ def _extract_one(name, variant, config, i, device):
 
 
 def parse_archs(text: str | None, n: int) -> list[int]:
-    """``"0:500"`` / ``"3"`` / ``"1,5,9"`` → indices; None → all."""
+    """``"0:500"`` / ``"3"`` / ``"1,5,9"`` → indices; None → all. Anything outside 0..n-1 is an error, not clipped."""
     if not text:
         return list(range(n))
     try:
         if ":" in text:
             start, stop = (int(v) if v else d for v, d in zip(text.split(":"), (0, n)))
-            ids = list(range(start, min(stop, n)))
-        else:
-            ids = [int(v) for v in text.split(",")]
+            if not 0 <= start < stop <= n:
+                raise LPZeroError(f"--archs {text!r}: need 0 ≤ START < STOP ≤ {n} (this benchmark has {n} "
+                                  f"architectures)")
+            return list(range(start, stop))
+        ids = [int(v) for v in text.split(",")]
     except ValueError:
         raise LPZeroError(f"--archs {text!r}: expected START:STOP, an index or a comma list") from None
-    if not ids or min(ids) < 0 or max(ids) >= n:
+    if min(ids) < 0 or max(ids) >= n:
         raise LPZeroError(f"--archs {text!r}: indices must lie in 0..{n - 1}")
     return ids
+
+
+def _manifest_key(text: str) -> str | None:
+    """The key of a manifest's text, None when the text is damaged."""
+    try:
+        return json.loads(text).get("key")
+    except (ValueError, AttributeError):
+        return None
 
 
 def extract(benchmark: Benchmark, ids: list[int] | None = None, batch_size: int | None = None,
@@ -168,10 +178,12 @@ def extract(benchmark: Benchmark, ids: list[int] | None = None, batch_size: int 
                 "arch_keys": benchmark.arch_keys, "target": benchmark.target.tolist(),
                 "target_name": benchmark.target_name, "strata": [str(s) for s in benchmark.strata],
                 "search_ids": [int(i) for i in benchmark.search_ids]}
-    manifest_path = directory / "manifest.json"
-    if manifest_path.exists() and json.loads(manifest_path.read_text()).get("key") != key:
-        raise LPZeroError(f"{directory} holds a cache of other settings; pass another --cache directory")
-    atomic_write_text(manifest_path, json.dumps(manifest))
+    manifest_path, text = directory / "manifest.json", json.dumps(manifest)
+    current = manifest_path.read_text() if manifest_path.exists() else None
+    if current != text:  # an unchanged manifest is not rewritten: a read-only cache with nothing to do works
+        if current is not None and _manifest_key(current) not in (key, None):
+            raise LPZeroError(f"{directory} holds a cache of other settings; pass another --cache directory")
+        atomic_write_text(manifest_path, text)  # new, or damaged (key None): every arch file carries its own key
     todo = missing_archs(directory, key, range(len(benchmark)) if ids is None else ids)
     bar = tqdm(total=len(todo), disable=not progress, desc=f"extract {benchmark.name}", unit="arch")
     if workers <= 1 and scheduler is None:
@@ -206,13 +218,17 @@ def open_cache(name: str, variant: str | None = None, batch_size: int | None = N
                seed: int = 0, directory: str | Path | None = None, allow_partial: bool = False) -> StatsCache:
     """The statistics cache of a benchmark (``synthetic`` is generated on first use); a missing or incomplete
     cache names the command that fills it."""
-    if name == "synthetic":
+    if name == "synthetic" and not directory:
         from lpzero_core.stats.benchmarks import synthetic
-        return StatsCache.load(directory, allow_partial) if directory else synthetic.load()
+        return synthetic.load()
     if directory is None:
         benchmark = benchmarks.get(name, variant)
         directory = cache_dir(settings(benchmark, batch_size, seq_len, seed))
-    if not (Path(directory) / "manifest.json").exists():
+    if name != "synthetic" and not (Path(directory) / "manifest.json").exists():
         raise LPZeroError(f"no statistics cache for {name} at {directory}; run `lpzero extract --benchmark {name}` "
                           f"with the same --variant/--batch-size/--seq-len/--seed first")
-    return StatsCache.load(directory, allow_partial)
+    cache = StatsCache.load(directory, allow_partial)
+    if cache.name != name:  # a cache is bound to its benchmark
+        raise LPZeroError(f"{directory} holds a {cache.name} cache, not {name}; pass --benchmark {cache.name} or a "
+                          f"{name} cache")
+    return cache

@@ -1,12 +1,15 @@
-"""The ``lpzero`` command: extract / info / search / evaluate.
+"""The ``lpzero`` command: extract / info / search / evaluate / results / cache verify.
 
-Expected failures (bad arguments, missing data, incomplete caches) print one line and exit with status 2.
+Arguments are checked when parsed (ranges, paths): a wrong value is one line naming the argument, the value and what
+is allowed, exit status 2, before any cache is loaded. Expected failures afterwards (``LPZeroError``, an ``OSError``
+on a user path, an unreachable Dask scheduler) print one line and exit with status 2; Ctrl-C prints one line naming
+the command that continues the work and exits with 130. Anything else is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -14,16 +17,79 @@ from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
 
 BENCHMARK_NAMES = ("flexibert", "gpt2-wt103", "synthetic")
+#: fewer held-out architectures than this: the printed table gets a warning (rank correlations are then noise)
+MIN_HELDOUT = 10
+#: seconds to reach a Dask scheduler given by --scheduler
+CONNECT_TIMEOUT = "5s"
 
 
-def _cache_args(p: argparse.ArgumentParser) -> None:
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line (the usage itself is under --help)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _int_range(low: int, high: int | None = None):
+    """An argparse type: an integer in [low, high]."""
+    allowed = f"an integer ≥ {low}" if high is None else f"an integer from {low} to {high}"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {allowed}") from None
+        if value < low or (high is not None and value > high):
+            raise argparse.ArgumentTypeError(f"{text} is out of range: need {allowed}")
+        return value
+
+    return parse
+
+
+def _writable_dir(text: str) -> Path:
+    """An argparse type: a folder that exists or can be created, and is writable."""
+    path = Path(text).expanduser()
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} lies under the file {existing}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"{text!r}: {existing} is not writable")
+    return path
+
+
+def _out_prefix(text: str) -> Path:
+    """An argparse type: OUT of OUT.csv / OUT.md, in a writable folder, neither name taken by a folder."""
+    path = Path(text).expanduser()
+    _writable_dir(str(path.parent))
+    for suffix in (".csv", ".md"):
+        if path.with_suffix(suffix).is_dir():
+            raise argparse.ArgumentTypeError(f"{text!r}: {path.with_suffix(suffix)} is a folder")
+    return path
+
+
+def _readable_file(text: str) -> Path:
+    path = Path(text).expanduser()
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a file")
+    return path
+
+
+COUNT, POSITIVE = _int_range(0), _int_range(1)
+
+
+def _cache_args(p: argparse.ArgumentParser, partial: bool = True) -> None:
     p.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES)
     p.add_argument("--variant", default=None, help="model variant (default: the benchmark's own)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--seq-len", type=int, default=None)
-    p.add_argument("--extract-seed", type=int, default=0, help="seed of the extraction whose cache is read")
+    p.add_argument("--batch-size", type=POSITIVE, default=None)
+    p.add_argument("--seq-len", type=POSITIVE, default=None)
+    p.add_argument("--extract-seed", type=COUNT, default=0, help="seed of the extraction whose cache is read")
     p.add_argument("--cache", default=None, help="statistics cache directory (default: data/cache/<key>)")
-    p.add_argument("--allow-partial", action="store_true", help="use the architectures extracted so far")
+    if partial:
+        p.add_argument("--allow-partial", action="store_true", help="use the architectures extracted so far")
 
 
 def _open(args):
@@ -33,15 +99,22 @@ def _open(args):
 
 
 def cmd_extract(args) -> int:
+    import dask
+
     from lpzero_core.stats import benchmarks
+    from lpzero_core.stats.benchmarks.flexibert import MAX_POSITIONS
     from lpzero_core.stats.extract import extract, parse_archs
 
     if args.benchmark == "synthetic":
         raise LPZeroError("the synthetic benchmark has no models to extract; `lpzero search` generates its cache")
     benchmark = benchmarks.get(args.benchmark, args.variant)
-    directory = extract(benchmark, parse_archs(args.archs, len(benchmark)), args.batch_size, args.seq_len,
-                        args.seed, args.workers, args.scheduler, args.cache, not args.no_baselines,
-                        device=args.device)
+    ids = parse_archs(args.archs, len(benchmark))
+    if benchmark.name == "flexibert" and (args.seq_len or 0) > MAX_POSITIONS:  # GPT-2 LTS checks its own
+        raise LPZeroError(f"--seq-len {args.seq_len}: FlexiBERT models have {MAX_POSITIONS} positions; use ≤ "
+                          f"{MAX_POSITIONS}")
+    with dask.config.set({"distributed.comm.timeouts.connect": CONNECT_TIMEOUT}):
+        directory = extract(benchmark, ids, args.batch_size, args.seq_len, args.seed, args.workers, args.scheduler,
+                            args.cache, not args.no_baselines, device=args.device)
     print(f"cache: {directory}")
     return 0
 
@@ -71,38 +144,50 @@ def cmd_info(args) -> int:
 
 
 def cmd_search(args) -> int:
-    from lpzero_core.search.gp import GPConfig, save_result, search
+    from lpzero_core.search.gp import GPConfig
+    from lpzero_core.search.proxy import Proxy
     from lpzero_core.workbench import evaluation
+    from lpzero_core.workbench.runs import search_run
 
-    cache = _open(args)
     config = GPConfig(population=args.population, iterations=args.iterations, n_unary=args.n_unary,
                       fitness=args.fitness, rps=not args.no_rps, seed=args.seed,
                       checkpoint_every=args.checkpoint_every)
-    out = Path(args.out or f"runs/search-{args.benchmark}-seed{args.seed}")
-    result = search(cache, config, out, resume=args.resume, progress=not args.quiet)
-    summary = save_result(out, result, cache, config)
-    search_ids, heldout = cache.search_ids, cache.heldout_ids
-    table = evaluation.report(cache, {"searched": result.best}, n_resamples=args.bootstrap)
+    cache = _open(args)
+    run = search_run(cache, config, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
+    summary, best = run.summary, Proxy.parse(run.summary["proxy"])
+    if run.reused:
+        print(f"{args.out} holds the finished run of these settings on this cache: reused (delete it to recompute)")
+    table = evaluation.report(cache, {"searched": best}, n_resamples=args.bootstrap)
     columns = ["proxy", "kind", "kendall", "spearman", "kendall_ci_low", "kendall_ci_high"]
-    print(f"best: {result.best}\n      {result.best.formula()}")
-    print(f"search split (n={len(search_ids)}): ρ {summary['search']['spearman']:.4f} τ "
-          f"{summary['search']['kendall']:.4f}   |  evaluations {result.evaluations}, "
-          f"rejected {sum(result.rejected.values())}, {result.wall_seconds:.1f} s")
-    print(f"held-out (n={len(heldout)}):")
-    print(evaluation.to_markdown(table[columns].head(args.top)))
-    print(f"wrote {out}/best.json, summary.json, history.csv")
+    print(f"best: {best}\n      {best.formula()}")
+    print(f"search split (n={summary['search']['n']}): ρ {summary['search']['spearman']:.4f} τ "
+          f"{summary['search']['kendall']:.4f}   |  evaluations {summary['evaluations']}, "
+          f"rejected {sum(summary['rejected'].values())}, {summary['wall_seconds']:.1f} s")
+    _print_table(cache, table[columns].head(args.top))
+    print(f"wrote {args.out}/best.json, summary.json, history.csv")
     return 0
 
 
-def cmd_evaluate(args) -> int:
-    from lpzero_core.search.proxy import Proxy
+def _print_table(cache, table) -> None:
+    """A held-out table under a line saying how many architectures it covers (a warning when too few)."""
     from lpzero_core.workbench import evaluation
 
+    n, total = len(cache.heldout_ids), cache.manifest.get("n_total", len(cache))
+    print(f"held-out (n={n}; cache holds {len(cache)} of {total} architectures):")
+    if n < MIN_HELDOUT:
+        print(f"lpzero: warning: only {n} held-out architectures; correlations need ≥ {MIN_HELDOUT} to mean "
+              f"anything (extract more)", file=sys.stderr)
+    print(evaluation.to_markdown(table))
+
+
+def cmd_evaluate(args) -> int:
+    from lpzero_core.workbench import evaluation
+    from lpzero_core.workbench.experiments import load_proxy
+
+    if not (args.proxy or args.baseline or args.all):
+        raise LPZeroError("evaluate: nothing to evaluate; pass --proxy, --baseline or --all")
+    proxies = {text: load_proxy(text) for text in args.proxy or []}
     cache = _open(args)
-    proxies = {}
-    for text in args.proxy or []:
-        path = Path(text)
-        proxies[text] = Proxy.from_dict(json.loads(path.read_text())) if path.suffix == ".json" else Proxy.parse(text)
     table = evaluation.report(cache, proxies, baselines=args.all or bool(args.baseline), released=args.all,
                               seed=args.seed, n_resamples=args.bootstrap)
     if args.baseline and not args.all:
@@ -111,12 +196,10 @@ def cmd_evaluate(args) -> int:
             raise LPZeroError(f"--baseline: unknown {', '.join(sorted(unknown))}; known: "
                               f"{', '.join(sorted(set(table['proxy'])))}")
         table = table[table["proxy"].isin(set(args.baseline) | set(proxies))].reset_index(drop=True)
-    print(evaluation.to_markdown(table))
+    _print_table(cache, table)
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out.with_suffix(".csv"), table.to_csv(index=False))
-        atomic_write_text(out.with_suffix(".md"), evaluation.to_markdown(table) + "\n")
+        atomic_write_text(args.out.with_suffix(".csv"), table.to_csv(index=False))
+        atomic_write_text(args.out.with_suffix(".md"), evaluation.to_markdown(table) + "\n")
     return 0
 
 
@@ -125,9 +208,9 @@ def cmd_results(args) -> int:
     from lpzero_core.workbench import evaluation
     from lpzero_core.workbench.results import README_COLUMNS, write_results
 
+    readme = None if args.no_readme else args.readme or Path("README.md")
     caches = {name: open_cache(name, allow_partial=args.allow_partial) for name in args.benchmarks}
-    tables = write_results(caches, args.out, args.runs, None if args.no_readme else args.readme, args.bootstrap,
-                           progress=not args.quiet)
+    tables = write_results(caches, args.out, args.runs, readme, args.bootstrap, progress=not args.quiet)
     for name, table in tables.items():
         print(f"\n{name}:\n{evaluation.to_markdown(table[README_COLUMNS])}")
     if args.published:
@@ -139,26 +222,59 @@ def cmd_results(args) -> int:
         atomic_write_text(out.with_suffix(".md"), evaluation.to_markdown(table) + "\n")
         print(f"\nflexibert port vs the published CSV:\n{evaluation.to_markdown(table)}")
     print(f"wrote {', '.join(f'{args.out}/{n}.csv|md' for n in tables)}"
-          + ("" if args.no_readme else f" and the README blocks of {args.readme}"))
+          + ("" if readme is None else f" and the README blocks of {readme}"))
     return 0
 
 
+def cmd_cache_verify(args) -> int:
+    from lpzero_core.stats import benchmarks
+    from lpzero_core.stats.cache import cache_dir, read_manifest, refill_hint, verify
+    from lpzero_core.stats.extract import settings
+
+    directory = args.cache
+    if directory is None:
+        if args.benchmark == "synthetic":
+            raise LPZeroError("cache verify --benchmark synthetic: name the cache with --cache")
+        bench = benchmarks.get(args.benchmark, args.variant)
+        directory = cache_dir(settings(bench, args.batch_size, args.seq_len, args.extract_seed))
+    found = verify(directory)
+    total = sum(map(len, found.values()))
+    print(f"{directory}: " + ", ".join(f"{len(ids)} {status}" for status, ids in sorted(found.items()))
+          + f" of {total} architectures")
+    bad = {status: ids for status, ids in found.items() if status in ("corrupt", "stale")}
+    for status, ids in bad.items():
+        print(f"  {status}: {', '.join(map(str, ids[:20]))}{' …' if len(ids) > 20 else ''}")
+    if bad or "missing" in found:
+        print(f"to recompute them: {refill_hint(read_manifest(directory), directory)}")
+    return 1 if bad else 0
+
+
+def _search_interrupted(args, argv: list[str]) -> str:
+    """The Ctrl-C line of ``search``: the exact command that continues the run."""
+    if not (args.out / "checkpoint.json").exists():
+        return "nothing was checkpointed yet; rerun the same command"
+    continue_argv = [a for a in argv if a != "--force"] + ([] if args.resume else ["--resume"])
+    return f"{args.out} is checkpointed; continue with: lpzero {shlex.join(continue_argv)}"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lpzero", description=__doc__.splitlines()[0])
+    from lpzero_core.search.gp import MAX_N_UNARY
+
+    parser = _Parser(prog="lpzero", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("extract", help="fill the statistics cache of a benchmark")
     p.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES)
     p.add_argument("--variant", default=None)
     p.add_argument("--archs", default=None, help="START:STOP, an index or a comma list (default: all)")
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--seq-len", type=int, default=None)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=POSITIVE, default=None)
+    p.add_argument("--seq-len", type=POSITIVE, default=None)
+    p.add_argument("--seed", type=COUNT, default=0)
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+    p.add_argument("--workers", type=POSITIVE, default=os.cpu_count() or 1,
                    help="Dask local-cluster workers, one torch thread each (default: one per core; 1 = in-process)")
     p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
-    p.add_argument("--cache", default=None)
+    p.add_argument("--cache", type=_writable_dir, default=None)
     p.add_argument("--no-baselines", action="store_true", help="skip the hand-crafted baselines")
     p.set_defaults(run=cmd_extract)
 
@@ -170,54 +286,72 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="genetic search for a proxy on the search split")
     _cache_args(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--population", type=int, default=80)
-    p.add_argument("--iterations", type=int, default=1000)
-    p.add_argument("--n-unary", type=int, default=2)
+    p.add_argument("--seed", type=COUNT, default=0)
+    p.add_argument("--population", type=_int_range(2), default=80)
+    p.add_argument("--iterations", type=COUNT, default=1000)
+    p.add_argument("--n-unary", type=_int_range(1, MAX_N_UNARY), default=2)
     p.add_argument("--fitness", default="spearman", choices=("spearman", "kendall"))
     p.add_argument("--no-rps", action="store_true", help="switch the rule-based pruning off (ablation)")
-    p.add_argument("--checkpoint-every", type=int, default=100)
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.json")
-    p.add_argument("--out", default=None, help="output directory (default runs/search-<benchmark>-seed<S>)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the CIs")
-    p.add_argument("--top", type=int, default=12, help="rows of the printed table")
+    p.add_argument("--checkpoint-every", type=POSITIVE, default=100)
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.json")
+    again.add_argument("--force", action="store_true", help="delete another run's files in OUT first")
+    p.add_argument("--out", type=_writable_dir, default=None,
+                   help="run folder (default runs/search-<benchmark>-seed<S>); a finished run of the same settings "
+                        "and cache there is reused")
+    p.add_argument("--bootstrap", type=COUNT, default=1000, help="bootstrap resamples for the CIs")
+    p.add_argument("--top", type=POSITIVE, default=12, help="rows of the printed table")
     p.add_argument("--quiet", action="store_true")
-    p.set_defaults(run=cmd_search)
+    p.set_defaults(run=cmd_search, interrupted=_search_interrupted)
 
     p = sub.add_parser("evaluate", help="held-out table for proxies and baselines")
     _cache_args(p)
-    p.add_argument("--proxy", action="append", help="proxy string or best.json (repeatable)")
+    p.add_argument("--proxy", action="append", help="proxy string, or a file: best.json or one proxy string")
     p.add_argument("--baseline", action="append", help="baseline name (repeatable)")
     p.add_argument("--all", action="store_true", help="every baseline, structural and released proxy")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--out", default=None, help="write OUT.csv and OUT.md")
+    p.add_argument("--seed", type=COUNT, default=0, help="bootstrap seed")
+    p.add_argument("--bootstrap", type=COUNT, default=1000)
+    p.add_argument("--out", type=_out_prefix, default=None, help="write OUT.csv and OUT.md")
     p.set_defaults(run=cmd_evaluate)
 
     p = sub.add_parser("results", help="default search + held-out tables per benchmark, with transfer; README")
     p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARK_NAMES[:2]), choices=BENCHMARK_NAMES)
     p.add_argument("--allow-partial", action="store_true", help="evaluate on the architectures extracted so far")
-    p.add_argument("--out", default="results", help="folder of <benchmark>.csv|md")
-    p.add_argument("--runs", default="runs/results", help="folder of the default search runs")
-    p.add_argument("--readme", default="README.md", help="README whose results blocks are filled")
-    p.add_argument("--no-readme", action="store_true")
-    p.add_argument("--bootstrap", type=int, default=1000)
-    p.add_argument("--published", type=int, default=0, metavar="N",
+    p.add_argument("--out", type=_writable_dir, default=Path("results"), help="folder of <benchmark>.csv|md")
+    p.add_argument("--runs", type=_writable_dir, default=Path("runs/results"),
+                   help="folder of the default search runs (notebook 02 reads them too)")
+    readme = p.add_mutually_exclusive_group()
+    readme.add_argument("--readme", type=_readable_file, default=None,
+                        help="README whose results blocks are filled (default README.md)")
+    readme.add_argument("--no-readme", action="store_true")
+    p.add_argument("--bootstrap", type=COUNT, default=1000)
+    p.add_argument("--published", type=COUNT, default=0, metavar="N",
                    help="also compare our FlexiBERT port baselines with the published CSV on N architectures")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_results)
+
+    p = sub.add_parser("cache", help="statistics cache maintenance")
+    actions = p.add_subparsers(dest="action", required=True)
+    p = actions.add_parser("verify", help="check every architecture file against its checksum and key")
+    _cache_args(p, partial=False)
+    p.set_defaults(run=cmd_cache_verify)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    if getattr(args, "out", "") is None and args.command == "search":
+        args.out = Path(f"runs/search-{args.benchmark}-seed{args.seed}")
     try:
         return args.run(args)
-    except LPZeroError as error:
+    except (LPZeroError, OSError) as error:  # OSError: a user path, or an unreachable Dask scheduler
         print(f"lpzero: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("lpzero: interrupted; finished work is kept, rerun the same command to continue", file=sys.stderr)
+        hint = args.interrupted(args, argv) if hasattr(args, "interrupted") else \
+            "finished work is kept, rerun the same command to continue"
+        print(f"lpzero: interrupted; {hint}", file=sys.stderr)
         return 130
 
 

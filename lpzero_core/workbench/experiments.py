@@ -7,16 +7,15 @@ Conventions
 -----------
 * Relative paths are resolved against the project root (the directory that holds ``lpzero_core``), so a notebook
   gives the same result from JupyterLab (working directory ``notebooks/``) and from papermill (the root).
-* One GP run lives in one directory, as written by ``lpzero search``: ``history.csv``, ``timings.csv``,
-  ``checkpoint.json``, ``best.json`` and ``summary.json``. A run whose ``summary.json`` records the same GP
-  settings on the same cache (manifest key and architecture list) is reused instead of recomputed, so rerunning
-  ``make paper`` costs only what changed.
+* One GP run lives in one directory, owned by ``workbench/runs.py`` (as ``lpzero search`` writes it):
+  ``history.csv``, ``timings.csv``, ``checkpoint.json``, ``best.json`` and ``summary.json``. A finished run with
+  the same GP settings on the same cache is reused instead of recomputed, so rerunning ``make paper`` costs only
+  what changed, and notebook 02 reads the default run ``make results`` wrote.
 * Fitness is the search-split correlation (``GPConfig.fitness``); every held-out number is on
   ``cache.heldout_ids``. "Iteration" counts offspring: iteration 0 is the best of the initial population.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -26,9 +25,10 @@ import pandas as pd
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import PROJECT_ROOT, atomic_write_text
-from lpzero_core.search.gp import GPConfig, config_json, save_result, search
+from lpzero_core.search.gp import GPConfig
 from lpzero_core.search.proxy import Proxy
 from lpzero_core.stats.cache import StatsCache
+from lpzero_core.workbench.runs import read_json, search_run
 
 SUMMARY_COLUMNS = ("seed", "rps", "n_unary", "iterations", "proxy", "formula", "search_fitness", "heldout_spearman",
                    "heldout_kendall", "evaluations", "rejected", "wall_seconds", "out")
@@ -87,42 +87,32 @@ def open_cache(benchmark: str, variant: str | None = None, directory: str | Path
     return _open(benchmark, variant, batch_size, seq_len, seed, project_path(directory), allow_partial)
 
 
-def cache_identity(cache: StatsCache) -> str:
-    """Manifest key plus a hash of the architectures present: two caches with one identity give one search."""
-    blob = json.dumps([cache.manifest["key"], cache.manifest["arch_keys"], cache.manifest["search_ids"]])
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
 def load_proxy(path: str | Path) -> Proxy:
-    """A proxy from a ``best.json`` / ``Proxy.to_json`` file, or from a canonical string."""
+    """A proxy from a file (a ``best.json`` / ``Proxy.to_json`` object, or one canonical string), or the string
+    itself when no such file exists and it does not end in ``.json``."""
     resolved = project_path(path)
-    if resolved.suffix == ".json":
-        if not resolved.exists():
+    if not resolved.is_file():
+        if resolved.suffix == ".json":
             raise LPZeroError(f"no proxy file {resolved}; run notebook 02 (or `lpzero search`) first")
-        return Proxy.from_dict(json.loads(resolved.read_text()))
-    return Proxy.parse(str(path))
+        return Proxy.parse(str(path))
+    try:
+        text = resolved.read_text().strip()
+    except (OSError, UnicodeDecodeError) as error:
+        raise LPZeroError(f"proxy file {resolved} is unreadable ({error})") from None
+    if not text.startswith("{"):
+        return Proxy.parse(text)
+    data = read_json(resolved, "proxy file")
+    try:
+        return Proxy.from_dict(data)
+    except (KeyError, TypeError, ValueError) as error:
+        raise LPZeroError(f"proxy file {resolved} is no proxy (missing or bad {error}); expected a best.json") from None
 
 
 # -- search runs -------------------------------------------------------------------------------------------------
 def run_search(cache: StatsCache, config: GPConfig, out: str | Path, progress: bool = False) -> dict:
-    """One GP run into ``out`` (files as ``lpzero search`` writes them); returns its summary.
-
-    The summary is ``gp.save_result``'s (``proxy``, ``formula``, ``search`` and ``heldout`` ({spearman, kendall,
-    n}), ``rejected``, ``evaluations``, ``wall_seconds``, ``seed``, ``config``) plus ``cache``
-    (``cache_identity``).
-    A previous run in ``out`` with the same config and cache is returned as it is.
-    """
-    out = project_path(out)
-    summary_path = out / "summary.json"
-    identity = cache_identity(cache)
-    if summary_path.exists() and (out / "history.csv").exists():
-        summary = json.loads(summary_path.read_text())
-        if summary.get("config") == config_json(config) and summary.get("cache") == identity:
-            return summary
-    result = search(cache, config, out, progress=progress)
-    summary = {**save_result(out, result, cache, config), "cache": identity}
-    atomic_write_text(summary_path, json.dumps(summary, indent=2, ensure_ascii=False))
-    return summary
+    """One GP run into ``out`` (``runs.search_run``: a finished run of the same settings and cache is reused, any
+    other run's files there are replaced); returns its summary (``runs.write_summary``)."""
+    return search_run(cache, config, project_path(out), force=True, progress=progress).summary
 
 
 def summary_row(summary: dict, out: str | Path) -> dict:

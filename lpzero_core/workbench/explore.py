@@ -71,7 +71,7 @@ class Explorer:
         history = w.VBox([self.history_file if files else w.HTML(f"no history.csv under {root}"),
                           self.history_plot, self.history_top])
 
-        self.path = w.Text(placeholder="runs/paper/<benchmark>/search/best.json or a proxy string",
+        self.path = w.Text(placeholder="runs/results/<benchmark>/best.json or a proxy string",
                            description="proxy", layout=w.Layout(width="80%"))
         self.load_button = w.Button(description="load", button_style="primary")
         self.load_button.on_click(self.load)

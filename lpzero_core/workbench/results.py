@@ -2,8 +2,9 @@
 
 For every benchmark given (with its statistics cache):
 
-1. the core issue's default search runs on the search split (GP defaults, seed 0) — deterministic for a given
-   cache, so rerunning reproduces it — writing ``runs/results/<benchmark>/`` (best.json, summary.json, history);
+1. the default search (``DEFAULT_SEARCH``: GP defaults, seed 0) on the search split, in the run directory
+   ``runs/results/<benchmark>/`` (``workbench/runs.py``): a finished run on the same cache is reused, so the search
+   runs once per cache; notebook 02 (``make paper``) reads the same run;
 2. the held-out table (:func:`lpzero_core.workbench.evaluation.report`): that searched proxy, the proxy searched on
    every *other* benchmark (cross-benchmark transfer, kind ``transfer``), LPZero's released proxies, every network
    baseline in the cache and the structural baselines;
@@ -22,13 +23,16 @@ import pandas as pd
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
-from lpzero_core.search.gp import GPConfig, save_result, search
+from lpzero_core.search.gp import GPConfig
 from lpzero_core.search.proxy import Proxy
 from lpzero_core.stats.cache import StatsCache
 from lpzero_core.workbench import evaluation
+from lpzero_core.workbench.runs import search_run
 
 README_COLUMNS = ["proxy", "kind", "kendall", "kendall_ci_low", "kendall_ci_high", "spearman", "top10_kendall",
                   "strata_kendall", "partial_spearman", "seconds_per_arch"]
+#: the searched proxy of the tables (and of notebook 02's defaults)
+DEFAULT_SEARCH = GPConfig(seed=0)
 
 
 def caption(cache: StatsCache, searched: Proxy) -> str:
@@ -58,10 +62,8 @@ def write_results(caches: dict[str, StatsCache], out: str | Path = "results", ru
         embed(text, name, "")
     searched = {}
     for name, cache in caches.items():
-        config = GPConfig(seed=0)
-        result = search(cache, config, Path(runs) / name, progress=progress)
-        save_result(Path(runs) / name, result, cache, config)
-        searched[name] = result.best
+        run = search_run(cache, DEFAULT_SEARCH, Path(runs) / name, force=True, progress=progress)
+        searched[name] = Proxy.parse(run.summary["proxy"])
     tables, out = {}, Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, cache in caches.items():

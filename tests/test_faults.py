@@ -1,0 +1,406 @@
+"""Fault injection against `lpzero` (issue 12): bad arguments, damaged files, interruptions, mixed runs.
+
+Every case asserts the exit status, a one-line message without a traceback, and that nothing already computed was
+lost or replaced (the files of the run or cache compared before/after). Cases run in-process through ``cli.main``
+(the same code path as the console script; argparse's exit is caught) on a small synthetic cache; the FlexiBERT
+cases share one extraction of architectures 0 and 1 (``needs_data``).
+"""
+import json
+import os
+import shlex
+import shutil
+import time
+
+import pytest
+from safetensors.numpy import load_file
+
+from lpzero_core.search import gp
+from lpzero_core.stats.benchmarks.synthetic import make_cache
+from lpzero_core.stats.cache import arch_path, checksum, verify
+from lpzero_core.workbench import cli, runs
+
+RUN = ["--population", "6", "--iterations", "20", "--checkpoint-every", "5", "--quiet", "--bootstrap", "20"]
+
+
+@pytest.fixture(scope="session")
+def syn(tmp_path_factory):
+    """A synthetic cache of 40 architectures, 12 in the search split (never modified: copy it first)."""
+    directory = tmp_path_factory.mktemp("faults") / "syn"
+    make_cache(directory, n_archs=40, n_search=12)
+    return directory
+
+
+@pytest.fixture
+def syn_copy(syn, tmp_path):
+    return shutil.copytree(syn, tmp_path / "syn")
+
+
+@pytest.fixture
+def lpzero(capsys):
+    """Run ``lpzero ARGV`` in-process: (exit status, stdout, stderr, seconds)."""
+    def run(*argv):
+        capsys.readouterr()
+        start = time.perf_counter()
+        try:
+            code = cli.main([str(a) for a in argv])
+        except SystemExit as exit_:  # argparse
+            code = exit_.code
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err, time.perf_counter() - start
+    return run
+
+
+def one_line(err: str, *fragments: str) -> None:
+    assert err.strip() and err.strip().count("\n") == 0 and "Traceback" not in err, err
+    for fragment in fragments:
+        assert fragment in err, (fragment, err)
+
+
+def snapshot(directory) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()} if directory.exists() else {}
+
+
+def search(cache, out, *extra):
+    return ["search", "--benchmark", "synthetic", "--cache", cache, "--out", out, *RUN, *extra]
+
+
+# -- former hangs: each ends in ≤ 5 s with a message -----------------------------------------------------------
+def test_search_split_of_two_is_refused(syn_copy, tmp_path, lpzero):
+    for i in range(2, 12):  # the search split keeps architectures 0 and 1
+        arch_path(syn_copy, i).unlink()
+    code, _, err, seconds = lpzero(*search(syn_copy, tmp_path / "run", "--allow-partial"), "--population", "2",
+                                   "--iterations", "0")
+    assert code == 2 and seconds <= 5
+    one_line(err, "holds 2 architecture", "at least 3")
+
+
+def test_n_unary_beyond_the_bound_is_refused(syn, tmp_path, lpzero):
+    code, _, err, seconds = lpzero(*search(syn, tmp_path / "run"), "--n-unary", "99")
+    assert code == 2 and seconds <= 5 and not (tmp_path / "run").exists()
+    one_line(err, "--n-unary", "99", f"from 1 to {gp.MAX_N_UNARY}")
+
+
+def test_initial_population_that_cannot_fill_stops(syn):
+    from lpzero_core.errors import LPZeroError
+    from lpzero_core.stats.cache import StatsCache
+
+    cache = StatsCache.load(syn)
+    cache.manifest = {**cache.manifest, "target": [1.0] * len(cache)}  # constant: every correlation undefined
+    start = time.perf_counter()
+    with pytest.raises(LPZeroError, match="initial population holds 0 of 5"):
+        gp.search(cache, gp.GPConfig(population=5, iterations=0), progress=False)
+    assert time.perf_counter() - start <= 5
+
+
+# -- ordinary mistakes: one line, exit 2, nothing written -------------------------------------------------------
+@pytest.mark.parametrize("flag, value, allowed", [
+    ("--seed", "-1", "≥ 0"), ("--checkpoint-every", "0", "≥ 1"), ("--bootstrap", "-1", "≥ 0"),
+    ("--population", "1", "≥ 2"), ("--iterations", "-1", "≥ 0"), ("--batch-size", "0", "≥ 1"),
+    ("--seq-len", "x", "not an integer"), ("--top", "0", "≥ 1"),
+])
+def test_search_argument_out_of_range(syn, tmp_path, lpzero, flag, value, allowed):
+    code, _, err, _ = lpzero(*search(syn, tmp_path / "run"), flag, value)
+    assert code == 2 and not (tmp_path / "run").exists()
+    one_line(err, flag, value, allowed)
+
+
+def test_out_naming_a_file_or_lying_under_one(syn, tmp_path, lpzero):
+    (tmp_path / "file").write_text("keep")
+    for out, says in ((tmp_path / "file", "is a file"), (tmp_path / "file" / "run", "lies under the file")):
+        code, _, err, _ = lpzero(*search(syn, out))
+        assert code == 2
+        one_line(err, "--out", says)
+    assert (tmp_path / "file").read_text() == "keep"
+
+
+def test_out_in_an_unwritable_folder(syn, tmp_path, lpzero, monkeypatch):
+    monkeypatch.setattr(cli.os, "access", lambda path, mode: False)  # chmod does not bind root
+    code, _, err, _ = lpzero(*search(syn, tmp_path / "run"))
+    assert code == 2
+    one_line(err, "--out", "not writable")
+
+
+@pytest.mark.parametrize("content, says", [
+    (None, "no proxy file"), ('{"inputs": ["act", "wei', "damaged"), ('{"proxy": "x"}', "is no proxy"),
+])
+def test_evaluate_proxy_file_missing_truncated_or_wrong(syn, tmp_path, lpzero, content, says):
+    path = tmp_path / "best.json"
+    if content is not None:
+        path.write_text(content)
+    code, out, err, _ = lpzero("evaluate", "--benchmark", "synthetic", "--cache", syn, "--proxy", path)
+    assert code == 2 and out == ""
+    one_line(err, says)
+
+
+def test_evaluate_out_under_a_file_is_refused_before_printing(syn, tmp_path, lpzero):
+    (tmp_path / "file").write_text("")
+    code, out, err, _ = lpzero("evaluate", "--benchmark", "synthetic", "--cache", syn, "--all", "--out",
+                               tmp_path / "file" / "table")
+    assert code == 2 and out == ""
+    one_line(err, "--out", "is a file, not a folder")
+
+
+def test_results_readme_missing(tmp_path, lpzero):
+    code, _, err, _ = lpzero("results", "--readme", tmp_path / "missing.md", "--out", tmp_path / "results")
+    assert code == 2 and not (tmp_path / "results").exists()
+    one_line(err, "--readme", "is not a file")
+
+
+def test_truncated_manifest(syn_copy, tmp_path, lpzero):
+    manifest = syn_copy / "manifest.json"
+    manifest.write_text(manifest.read_text()[:100])
+    before = snapshot(syn_copy)
+    code, _, err, _ = lpzero(*search(syn_copy, tmp_path / "run"))
+    assert code == 2 and snapshot(syn_copy) == before
+    one_line(err, "manifest.json is damaged", "delete")
+
+
+def test_truncated_checkpoint(syn, tmp_path, lpzero):
+    run = tmp_path / "run"
+    assert lpzero(*search(syn, run), "--iterations", "12")[0] == 0
+    (run / "summary.json").unlink()
+    (run / "checkpoint.json").write_text((run / "checkpoint.json").read_text()[:50])
+    before = snapshot(run)
+    code, _, err, _ = lpzero(*search(syn, run), "--iterations", "12", "--resume")
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "checkpoint", "damaged", "--force")
+
+
+# -- silent loss or mixing: refused, with the files unchanged --------------------------------------------------
+def test_ctrl_c_hint_names_the_resume_command_and_resuming_matches(syn, tmp_path, lpzero, monkeypatch):
+    argv = search(syn, tmp_path / "cut")
+    full = tmp_path / "full"
+    assert lpzero(*search(syn, full))[0] == 0
+    checkpoint = runs.RunDirectory.checkpoint
+
+    def interrupted(self, state):
+        checkpoint(self, state)
+        if state.iteration == 10:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(runs.RunDirectory, "checkpoint", interrupted)
+    code, _, err, _ = lpzero(*argv)
+    assert code == 130
+    one_line(err, "continue with: lpzero search", "--resume")
+    monkeypatch.setattr(runs.RunDirectory, "checkpoint", checkpoint)
+    command = shlex.split(err.split("continue with: ", 1)[1])
+    assert command[0] == "lpzero" and command[1:] == [str(a) for a in argv] + ["--resume"]
+    assert lpzero(*command[1:])[0] == 0
+    assert (tmp_path / "cut" / "history.csv").read_bytes() == (full / "history.csv").read_bytes()
+    assert (tmp_path / "cut" / "best.json").read_bytes() == (full / "best.json").read_bytes()
+
+
+def test_rerun_without_resume_keeps_the_unfinished_run(syn, tmp_path, lpzero):
+    run = tmp_path / "run"
+    runs.search_run(runs_cache(syn), runs_config(), run, progress=False, stop_after=12)
+    before = snapshot(run)
+    code, _, err, _ = lpzero(*search(syn, run))
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "unfinished run of these settings", "--resume", "--force")
+
+
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_resume_with_lost_history_rows_refuses(syn, tmp_path, lpzero, damage):
+    run = tmp_path / "run"
+    runs.search_run(runs_cache(syn), runs_config(), run, progress=False, stop_after=12)
+    history = run / "history.csv"
+    if damage == "delete":
+        history.unlink()
+    else:
+        history.write_text("".join(history.read_text().splitlines(keepends=True)[:-3]))
+    before = snapshot(run)
+    code, _, err, _ = lpzero(*search(syn, run), "--resume")
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "history.csv holds", "would lose rows", "--force")
+
+
+def test_rows_past_the_checkpoint_are_recomputed_identically(syn, tmp_path, lpzero):
+    assert lpzero(*search(syn, tmp_path / "full"))[0] == 0
+    run = tmp_path / "run"
+    runs.search_run(runs_cache(syn), runs_config(), run, progress=False, stop_after=12)
+    with (run / "history.csv").open("a") as f:  # killed between the history append and the checkpoint
+        f.write("999,evolve,partial row")
+    assert lpzero(*search(syn, run), "--resume")[0] == 0
+    assert (run / "history.csv").read_bytes() == (tmp_path / "full" / "history.csv").read_bytes()
+
+
+def test_checkpoint_resumed_on_another_benchmark_or_cache(syn, syn_copy, tmp_path, lpzero):
+    run = tmp_path / "run"
+    runs.search_run(runs_cache(syn), runs_config(), run, progress=False, stop_after=12)
+    before = snapshot(run)
+    code, _, err, _ = lpzero(*search(syn, run), "--resume", "--benchmark", "flexibert")
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "holds a synthetic cache, not flexibert")
+    for i in range(30, 40):  # another cache of the same benchmark (fewer architectures)
+        arch_path(syn_copy, i).unlink()
+    code, _, err, _ = lpzero(*search(syn_copy, run), "--resume", "--allow-partial")
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "other settings (cache)")
+
+
+@pytest.mark.parametrize("command", ["search", "evaluate"])
+def test_cache_of_another_benchmark_is_refused(syn, tmp_path, lpzero, command):
+    argv = search(syn, tmp_path / "run") if command == "search" else [
+        "evaluate", "--benchmark", "synthetic", "--cache", syn, "--all"]
+    code, out, err, _ = lpzero(*argv[:2], "gpt2-wt103", *argv[3:])
+    assert code == 2 and out == "" and not (tmp_path / "run").exists()
+    one_line(err, "holds a synthetic cache, not gpt2-wt103")
+
+
+def test_new_run_into_a_finished_runs_folder(syn, tmp_path, lpzero):
+    run = tmp_path / "run"
+    assert lpzero(*search(syn, run))[0] == 0
+    before = snapshot(run)
+    code, out, _, _ = lpzero(*search(syn, run))
+    assert code == 0 and "reused" in out and snapshot(run) == before
+    code, _, err, _ = lpzero(*search(syn, run), "--seed", "1")
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "another run's files", "--force")
+    assert lpzero(*search(syn, run), "--seed", "1", "--force")[0] == 0
+    assert json.loads((run / "summary.json").read_text())["seed"] == 1
+    assert json.loads((run / "checkpoint.json").read_text())["run"]["config"]["seed"] == 1
+
+
+def test_flipped_bytes_in_a_cache_file(syn_copy, tmp_path, lpzero):
+    path = arch_path(syn_copy, 3)
+    data = bytearray(path.read_bytes())
+    data[-64:-56] = bytes(b ^ 0xFF for b in data[-64:-56])  # 8 bytes inside the last tensor
+    path.write_bytes(bytes(data))
+    assert verify(syn_copy) == {"ok": [i for i in range(40) if i != 3], "corrupt": [3]}
+    code, out, _, _ = lpzero("cache", "verify", "--benchmark", "synthetic", "--cache", syn_copy)
+    assert code == 1 and "1 corrupt" in out and "corrupt: 3" in out
+    code, _, err, _ = lpzero(*search(syn_copy, tmp_path / "run"))
+    assert code == 2
+    one_line(err, "1 of 40 architectures missing, corrupt or stale (first: 3)", f"delete {syn_copy}")
+
+
+# -- arguments said out loud ----------------------------------------------------------------------------------
+def test_evaluate_with_nothing_to_evaluate(syn, lpzero):
+    code, out, err, _ = lpzero("evaluate", "--benchmark", "synthetic", "--cache", syn)
+    assert code == 2 and out == ""
+    one_line(err, "nothing to evaluate")
+
+
+def test_partial_table_says_n_and_warns(syn_copy, lpzero):
+    for i in range(12, 40):  # only the search split is left: no held-out architecture
+        arch_path(syn_copy, i).unlink()
+    code, out, err, _ = lpzero("evaluate", "--benchmark", "synthetic", "--cache", syn_copy, "--allow-partial",
+                               "--baseline", "n_layers", "--bootstrap", "20")
+    assert code == 0 and "held-out (n=0; cache holds 12 of 40 architectures)" in out
+    one_line(err, "warning: only 0 held-out")
+
+
+def test_evaluate_reads_a_proxy_text_file(syn, tmp_path, lpzero):
+    (tmp_path / "best.txt").write_text("element_wise_sum(weight.pow.l1_norm, act.abs.to_mean_scalar)\n")
+    code, out, _, _ = lpzero("evaluate", "--benchmark", "synthetic", "--cache", syn, "--proxy",
+                             tmp_path / "best.txt", "--bootstrap", "20")
+    assert code == 0 and str(tmp_path / "best.txt") in out
+    (tmp_path / "bad.txt").write_text("not a proxy")
+    code, _, err, _ = lpzero("evaluate", "--benchmark", "synthetic", "--cache", syn, "--proxy", tmp_path / "bad.txt")
+    assert code == 2
+    one_line(err, "expected the form")
+
+
+def test_atomic_files_get_normal_permissions(syn, tmp_path, lpzero):
+    assert lpzero(*search(syn, tmp_path / "run"))[0] == 0
+    expected = 0o666 & ~_umask()
+    for name in runs.RUN_FILES:
+        assert (tmp_path / "run" / name).stat().st_mode & 0o777 == expected, name
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def runs_cache(directory):
+    from lpzero_core.stats.cache import StatsCache
+
+    return StatsCache.load(directory)
+
+
+def runs_config() -> gp.GPConfig:
+    """The settings ``RUN`` gives on the command line."""
+    return gp.GPConfig(population=6, iterations=20, checkpoint_every=5)
+
+
+# -- FlexiBERT, architectures 0 and 1 (one extraction per session) ---------------------------------------------
+@pytest.fixture(scope="session")
+def flexibert2(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("flexibert2") / "cache"
+    assert cli.main(["extract", "--benchmark", "flexibert", "--archs", "0:2", "--workers", "1", "--no-baselines",
+                     "--cache", str(directory)]) == 0
+    return directory
+
+
+EXTRACT = ["extract", "--benchmark", "flexibert", "--workers", "1", "--no-baselines"]
+
+
+@pytest.mark.needs_data
+@pytest.mark.parametrize("archs, says", [("0:9999", "0 ≤ START < STOP ≤ 500"), ("5:2", "0 ≤ START < STOP ≤ 500"),
+                                         ("7,x", "expected START:STOP"), ("600", "indices must lie in 0..499")])
+def test_archs_out_of_range(tmp_path, lpzero, archs, says):
+    code, _, err, _ = lpzero(*EXTRACT, "--archs", archs, "--cache", tmp_path / "c")
+    assert code == 2 and not (tmp_path / "c" / "manifest.json").exists()
+    one_line(err, "--archs", says)
+
+
+@pytest.mark.needs_data
+def test_extract_seq_len_beyond_the_positions(tmp_path, lpzero):
+    code, _, err, _ = lpzero(*EXTRACT, "--archs", "0", "--seq-len", "100000", "--cache", tmp_path / "c")
+    assert code == 2
+    one_line(err, "--seq-len 100000", "≤ 512")
+
+
+@pytest.mark.needs_data
+def test_extract_unreachable_scheduler(tmp_path, lpzero):
+    code, _, err, seconds = lpzero(*EXTRACT, "--archs", "0", "--scheduler", "tcp://127.0.0.1:1",
+                                   "--cache", tmp_path / "c")
+    assert code == 2 and seconds < 20
+    one_line(err, "127.0.0.1:1")
+
+
+@pytest.mark.needs_data
+def test_search_split_of_two_on_flexibert(flexibert2, tmp_path, lpzero):
+    code, _, err, seconds = lpzero("search", "--benchmark", "flexibert", "--cache", flexibert2, "--allow-partial",
+                                   "--population", "2", "--iterations", "0", "--out", tmp_path / "run")
+    assert code == 2 and seconds <= 5
+    one_line(err, "holds 2 architecture")
+
+
+@pytest.mark.needs_data
+def test_partial_extraction_hint_names_the_finishing_command(flexibert2, tmp_path, lpzero):
+    code, _, err, _ = lpzero("search", "--benchmark", "flexibert", "--cache", flexibert2, "--out", tmp_path / "r")
+    assert code == 2
+    one_line(err, "498 of 500", "lpzero extract --benchmark flexibert --variant as_trained --batch-size",
+             f"--cache {flexibert2} --no-baselines", "--allow-partial")
+    assert "--archs" not in err
+
+
+@pytest.mark.needs_data
+def test_cache_with_nothing_to_do_is_not_rewritten(flexibert2, lpzero):
+    before = {p.name: p.stat().st_mtime_ns for p in flexibert2.iterdir()}
+    if os.geteuid() != 0:
+        flexibert2.chmod(0o555)
+    try:
+        code, _, err, _ = lpzero(*EXTRACT, "--archs", "0:2", "--cache", flexibert2)
+    finally:
+        flexibert2.chmod(0o755)
+    assert code == 0, err
+    assert {p.name: p.stat().st_mtime_ns for p in flexibert2.iterdir()} == before
+
+
+@pytest.mark.needs_data
+def test_corrupt_flexibert_file_is_detected_and_recomputed(flexibert2, tmp_path, lpzero):
+    cache = shutil.copytree(flexibert2, tmp_path / "cache")
+    path = arch_path(cache, 1)
+    good = checksum(load_file(path))
+    data = bytearray(path.read_bytes())
+    data[-100] ^= 0x01  # one bit of one byte
+    path.write_bytes(bytes(data))
+    code, out, _, _ = lpzero("cache", "verify", "--benchmark", "flexibert", "--cache", cache)
+    assert code == 1 and "corrupt: 1" in out
+    assert lpzero(*EXTRACT, "--archs", "0:2", "--cache", cache)[0] == 0
+    assert verify(cache) == {"ok": [0, 1], "missing": list(range(2, 500))}
+    assert checksum(load_file(path)) == good, "recomputed: the same tensors (the metadata holds timings)"
