@@ -1,4 +1,4 @@
-"""The ``lpzero`` command: extract / info / search / evaluate.
+"""The ``lpzero`` command: extract / info / search / evaluate / rank / results.
 
 Expected failures (bad arguments, missing data, incomplete caches) print one line and exit with status 2.
 """
@@ -14,11 +14,25 @@ from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
 
 BENCHMARK_NAMES = ("flexibert", "gpt2-wt103", "synthetic")
+BENCHMARK_HELP = ("a registered name (flexibert, gpt2-wt103, synthetic) or a path: an LTS folder "
+                  "(config_N/jM/model_config.yaml) or a Hugging Face config folder (<arch>/config.json, scores.csv)")
+
+
+def _benchmark_args(p: argparse.ArgumentParser) -> None:
+    """``--benchmark`` (name or path), ``--variant`` and, for Hugging Face config folders, the score column and
+    its direction."""
+    p.add_argument("--benchmark", required=True, help=BENCHMARK_HELP)
+    p.add_argument("--variant", default=None, help="model variant (default: the benchmark's own)")
+    p.add_argument("--target", default=None, help="HF config folder: score column of scores.csv (default: score)")
+    direction = p.add_mutually_exclusive_group()
+    direction.add_argument("--higher-is-better", dest="higher_is_better", action="store_true", default=None,
+                           help="HF config folder: a higher score is a better model (the default)")
+    direction.add_argument("--lower-is-better", dest="higher_is_better", action="store_false",
+                           help="HF config folder: a lower score (loss, perplexity) is a better model")
 
 
 def _cache_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES)
-    p.add_argument("--variant", default=None, help="model variant (default: the benchmark's own)")
+    _benchmark_args(p)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None)
     p.add_argument("--extract-seed", type=int, default=0, help="seed of the extraction whose cache is read")
@@ -28,17 +42,20 @@ def _cache_args(p: argparse.ArgumentParser) -> None:
 
 def _open(args):
     from lpzero_core.stats.extract import open_cache
-    return open_cache(args.benchmark, args.variant, args.batch_size, args.seq_len, args.extract_seed, args.cache,
-                      args.allow_partial)
+    return open_cache(args.benchmark, args.variant, batch_size=args.batch_size, seq_len=args.seq_len,
+                      seed=args.extract_seed, directory=args.cache, allow_partial=args.allow_partial,
+                      target=args.target, higher_is_better=args.higher_is_better)
+
+
+def _get(args):
+    from lpzero_core.stats import benchmarks
+    return benchmarks.get(args.benchmark, args.variant, target=args.target, higher_is_better=args.higher_is_better)
 
 
 def cmd_extract(args) -> int:
-    from lpzero_core.stats import benchmarks
     from lpzero_core.stats.extract import extract, parse_archs
 
-    if args.benchmark == "synthetic":
-        raise LPZeroError("the synthetic benchmark has no models to extract; `lpzero search` generates its cache")
-    benchmark = benchmarks.get(args.benchmark, args.variant)
+    benchmark = _get(args)
     directory = extract(benchmark, parse_archs(args.archs, len(benchmark)), args.batch_size, args.seq_len,
                         args.seed, args.workers, args.scheduler, args.cache, not args.no_baselines,
                         device=args.device)
@@ -47,9 +64,7 @@ def cmd_extract(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from lpzero_core.stats import benchmarks
-
-    benchmark = benchmarks.get(args.benchmark, args.variant)
+    benchmark = _get(args)
     print(f"benchmark {benchmark.name} / variant {benchmark.variant}: {len(benchmark)} architectures")
     print(f"target: {benchmark.target_name} (higher = better), range {benchmark.target.min():.4g} .. "
           f"{benchmark.target.max():.4g}")
@@ -94,15 +109,19 @@ def cmd_search(args) -> int:
     return 0
 
 
-def cmd_evaluate(args) -> int:
+def _proxy(text: str):
+    """A proxy from a ``best.json`` path or a canonical string."""
     from lpzero_core.search.proxy import Proxy
+
+    path = Path(text)
+    return Proxy.from_dict(json.loads(path.read_text())) if path.suffix == ".json" else Proxy.parse(text)
+
+
+def cmd_evaluate(args) -> int:
     from lpzero_core.workbench import evaluation
 
     cache = _open(args)
-    proxies = {}
-    for text in args.proxy or []:
-        path = Path(text)
-        proxies[text] = Proxy.from_dict(json.loads(path.read_text())) if path.suffix == ".json" else Proxy.parse(text)
+    proxies = {text: _proxy(text) for text in args.proxy or []}
     table = evaluation.report(cache, proxies, baselines=args.all or bool(args.baseline), released=args.all,
                               seed=args.seed, n_resamples=args.bootstrap)
     if args.baseline and not args.all:
@@ -117,6 +136,28 @@ def cmd_evaluate(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out.with_suffix(".csv"), table.to_csv(index=False))
         atomic_write_text(out.with_suffix(".md"), evaluation.to_markdown(table) + "\n")
+    return 0
+
+
+def cmd_rank(args) -> int:
+    """Scores of every extracted architecture under each ``--proxy``, best first by the first proxy (rank 1),
+    written to ``--out`` as CSV (``arch``, ``rank``, one column per proxy, ``target`` where the set has scores)."""
+    import numpy as np
+    import pandas as pd
+
+    cache = _open(args)
+    scores = {text: _proxy(text).evaluate(cache) for text in args.proxy}
+    table = pd.DataFrame({"arch": cache.manifest["arch_keys"], **scores})
+    if np.isfinite(cache.target).any():
+        table["target"] = cache.target
+    first = table[args.proxy[0]]
+    table.insert(1, "rank", first.rank(ascending=False, method="min", na_option="bottom").astype(int))
+    table = table.sort_values(["rank", "arch"]).reset_index(drop=True)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, table.to_csv(index=False))
+    print(table.head(args.top).to_string(index=False))
+    print(f"wrote {len(table)} architectures to {out}")
     return 0
 
 
@@ -148,8 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("extract", help="fill the statistics cache of a benchmark")
-    p.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES)
-    p.add_argument("--variant", default=None)
+    _benchmark_args(p)
     p.add_argument("--archs", default=None, help="START:STOP, an index or a comma list (default: all)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--seq-len", type=int, default=None)
@@ -163,8 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_extract)
 
     p = sub.add_parser("info", help="architectures, target and the parameter-count check")
-    p.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES[:2])
-    p.add_argument("--variant", default=None)
+    _benchmark_args(p)
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(run=cmd_info)
 
@@ -193,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--out", default=None, help="write OUT.csv and OUT.md")
     p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("rank", help="proxy scores of every extracted architecture, best first, to CSV")
+    _cache_args(p)
+    p.add_argument("--proxy", action="append", required=True,
+                   help="proxy string or best.json (repeatable; the first one orders the rows)")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--top", type=int, default=10, help="rows to print")
+    p.set_defaults(run=cmd_rank)
 
     p = sub.add_parser("results", help="default search + held-out tables per benchmark, with transfer; README")
     p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARK_NAMES[:2]), choices=BENCHMARK_NAMES)
