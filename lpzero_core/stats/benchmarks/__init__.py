@@ -75,15 +75,17 @@ def get(benchmark: str | Path, variant: str | None = None, *, target: str | None
                           f"existing path to {PATH_FORMS}")
     from lpzero_core.stats.benchmarks import gpt2_lts, hf
 
-    if path.is_dir() and next(path.rglob("model_config.yaml"), None) is not None:
+    if not path.is_dir():
+        raise LPZeroError(f"{path}: not a folder; a benchmark path is {PATH_FORMS}")
+    if next(path.rglob("model_config.yaml"), None) is not None:
         if options:
             raise LPZeroError(f"{path}: an LTS folder has its own target (-valid_ppl from ppl_summary.yaml); "
                               f"--target and the direction flags apply to Hugging Face config folders")
         bench = gpt2_lts.from_config_dir(path)
-    elif path.is_dir() and hf.config_files(path):
+    elif hf.config_files(path):
         bench = hf.load(path, **options)
     else:
-        raise LPZeroError(f"{path}: neither {PATH_FORMS}")
+        raise LPZeroError(f"{path}: no architecture configs in this folder; expected {PATH_FORMS}")
     if variant not in (None, bench.variant):
         raise LPZeroError(f"{path}: unknown variant {variant!r}; a folder benchmark has the one variant "
                           f"{bench.variant!r}")
