@@ -212,6 +212,7 @@ def open_cache(benchmark: str | Path, variant: str | None = None, *, batch_size:
     """The statistics cache of ``benchmark`` (a registered name or a path, as ``benchmarks.get`` takes it),
     extracted with the same variant / batch_size / seq_len / seed, read from ``directory`` or the cache root.
 
+    Without ``directory``, the cache with baselines is taken, else the one extracted with ``--no-baselines``.
     A generated benchmark (``synthetic``) has its cache opened or written by its own module, which takes
     ``options`` (e.g. ``n_archs``, ``n_search``); the others take none, and a missing cache names the command that
     fills it.
@@ -223,7 +224,8 @@ def open_cache(benchmark: str | Path, variant: str | None = None, *, batch_size:
         raise LPZeroError(f"{benchmark}: unexpected options {', '.join(options)} (only generated benchmarks take any)")
     if directory is None:
         bench = benchmarks.get(benchmark, variant, target=target, higher_is_better=higher_is_better)
-        directory = cache_dir(settings(bench, batch_size, seq_len, seed))
+        found = [cache_dir(settings(bench, batch_size, seq_len, seed, baselines)) for baselines in (True, False)]
+        directory = next((d for d in found if (d / "manifest.json").exists()), found[0])
     if not (Path(directory) / "manifest.json").exists():
         raise LPZeroError(f"no statistics cache for {benchmark} at {directory}; run `lpzero extract --benchmark "
                           f"{benchmark}` with the same --variant/--batch-size/--seq-len/--seed/--target first")
