@@ -5,7 +5,8 @@ Folder
 One architecture per sub-folder holding a transformers ``config.json`` (key = the sub-folder name) or per
 ``<key>.json`` file at the top; keys are sorted with digit runs compared as numbers. Optional ``scores.csv``: column
 ``arch`` (the keys) and the score column ``target`` (default ``score``), optionally ``split`` (rows ``search`` form
-the search split; without the column, ⌊n/4⌋ of the scored architectures drawn by ``default_rng(0)``, as for LTS).
+the search split; without the column, ⌊n/4⌋ of the n scored architectures drawn by ``default_rng(0)``, as for
+LTS, but at least 3, the fewest a rank correlation takes, where n > 3).
 ``target`` is the score oriented higher = better: the score itself, or its negation with ``higher_is_better=False``
 (``target_name`` then ``-<column>``). Architectures without a score (or a folder without ``scores.csv``) have a NaN
 target: they are ranked and scored, never searched on, and correlations over them are NaN. Identity
@@ -97,7 +98,8 @@ def load(path: str | Path, *, target: str | None = None, higher_is_better: bool 
     values = np.array([scores.get(k, np.nan) for k in keys], dtype=np.float64)
     scored = np.flatnonzero(np.isfinite(values))
     if search_keys is None:
-        draw = np.random.default_rng(0).choice(scored, size=len(scored) // 4 or min(1, len(scored)), replace=False)
+        size = max(len(scored) // 4, min(3, len(scored) - 1))
+        draw = np.random.default_rng(0).choice(scored, size=max(size, 0), replace=False)
         search_ids = np.sort(draw)
     else:
         search_ids = np.array([i for i, k in enumerate(keys) if k in search_keys], dtype=int)
