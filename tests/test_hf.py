@@ -3,6 +3,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -150,3 +151,16 @@ def test_config_that_cannot_be_built_is_one_line(tmp_path):
     with pytest.raises(LPZeroError, match="transformers cannot build this config") as error:
         bench.build(0)
     assert "\n" not in str(error.value)
+
+
+def test_unscored_folder_is_extracted_and_ranked_from_the_cli(tmp_path, monkeypatch):
+    monkeypatch.setenv("LPZERO_CACHE_DIR", str(tmp_path / "cache"))
+    from lpzero_core.workbench.cli import main
+
+    root = write_set(tmp_path / "set", {"small": GPT2, "wide": {**GPT2, "n_embd": 64, "n_head": 4}})
+    common = ["--benchmark", str(root), "--batch-size", "1", "--seq-len", "8"]
+    assert main(["extract", *common, "--workers", "1", "--no-baselines"]) == 0
+    assert main(["rank", *common, "--proxy", str(RELEASED["lpzero_gpt2"]), "--out", str(tmp_path / "r.csv")]) == 0
+    ranks = pd.read_csv(tmp_path / "r.csv")
+    assert ranks.columns.tolist() == ["arch", "rank", str(RELEASED["lpzero_gpt2"])]  # no target: nothing scored
+    assert sorted(ranks["arch"]) == ["small", "wide"] and sorted(ranks["rank"]) == [1, 2]

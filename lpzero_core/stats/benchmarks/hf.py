@@ -99,8 +99,7 @@ def load(path: str | Path, *, target: str | None = None, higher_is_better: bool 
     scored = np.flatnonzero(np.isfinite(values))
     if search_keys is None:
         size = max(len(scored) // 4, min(3, len(scored) - 1))
-        draw = np.random.default_rng(0).choice(scored, size=max(size, 0), replace=False)
-        search_ids = np.sort(draw)
+        search_ids = np.sort(np.random.default_rng(0).choice(scored, size=size, replace=False))
     else:
         search_ids = np.array([i for i, k in enumerate(keys) if k in search_keys], dtype=int)
     positions = min(_positions(c) for c in configs.values())
