@@ -14,7 +14,7 @@ endif
 # DEMO_ARCHS=500 is the full benchmark.
 DEMO_ARCHS ?= 150
 
-.PHONY: venv test demo bench extract lab paper results lpzero-batch clean-cache
+.PHONY: venv test demo example bench extract lab paper results lpzero-batch clean-cache
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,12 @@ test: venv
 demo: venv
 	$(BIN)/lpzero extract --benchmark flexibert --archs 0:$(DEMO_ARCHS)
 	$(BIN)/lpzero search --benchmark flexibert --seed 0 --allow-partial --out runs/demo-flexibert
+
+# The worked example (examples/bring_your_own): its committed GPT-2/LLaMA config folder as a benchmark, by path:
+# extract -> search -> evaluate -> rank into runs/bring_your_own (EXAMPLE_FLAGS= without --reuse retrains the set).
+EXAMPLE_FLAGS ?= --reuse
+example: venv
+	$(BIN)/python examples/bring_your_own/bring_your_own.py $(EXAMPLE_FLAGS)
 
 bench: venv
 	$(BIN)/python bench/bench.py

@@ -37,10 +37,13 @@ from lpzero_core.stats.cache import StatsCache, cache_dir, cache_key, missing_ar
 
 def settings(benchmark: Benchmark, batch_size: int | None = None, seq_len: int | None = None, seed: int = 0,
              with_baselines: bool = True) -> dict:
-    """The extraction settings that define a cache (and its key)."""
-    return {"benchmark": benchmark.name, "variant": benchmark.variant,
-            "batch_size": batch_size or benchmark.default_batch_size,
-            "seq_len": seq_len or benchmark.default_seq_len, "seed": seed, "baselines": with_baselines}
+    """The extraction settings that define a cache (and its key). A benchmark given as a folder adds its
+    ``source`` (folder, content hash, loader options), from which ``benchmarks.rebuild`` makes it again; a
+    registered one adds nothing, so its key is unchanged."""
+    config = {"benchmark": benchmark.name, "variant": benchmark.variant,
+              "batch_size": batch_size or benchmark.default_batch_size,
+              "seq_len": seq_len or benchmark.default_seq_len, "seed": seed, "baselines": with_baselines}
+    return config if benchmark.source is None else {**config, "source": benchmark.source}
 
 
 def reuse_freed_memory() -> None:
@@ -104,22 +107,23 @@ def one_thread():
         torch.set_num_threads(before)
 
 
-def extract_one(name: str, variant: str, config: dict, i: int, device: str = "cpu") -> tuple[dict, dict, dict]:
-    """Tables, samples and metadata of architecture ``i`` (runs on a Dask worker or in-process, single-threaded).
+def extract_one(config: dict, i: int, device: str = "cpu") -> tuple[dict, dict, dict]:
+    """Tables, samples and metadata of architecture ``i`` of the benchmark that the settings ``config`` describe
+    (``benchmarks.rebuild``; runs on a Dask worker or in-process, single-threaded).
 
     ``device="cuda"`` runs the model and the tables on the GPU (the baselines stay on the CPU); results then
     match a CPU run to floating-point tolerance, not bit for bit.
     """
     with one_thread():
-        return _extract_one(name, variant, config, i, device)
+        return _extract_one(config, i, device)
 
 
-def _extract_one(name, variant, config, i, device):
+def _extract_one(config, i, device):
     if device == "cuda" and not torch.cuda.is_available():
         raise LPZeroError("--device cuda: no CUDA device is visible to torch; use --device cpu")
     reuse_freed_memory()
     torch.set_flush_denormal(True)  # subnormal intermediates (exp of large negatives, …) → 0: ~2× faster tables
-    benchmark = benchmarks.get(name, variant)
+    benchmark = benchmarks.rebuild(config)
     start = time.perf_counter()
     batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
     model = benchmark.build(i, config["seed"]).to(device)
@@ -188,7 +192,7 @@ def extract(benchmark: Benchmark, ids: list[int] | None = None, batch_size: int 
     bar = tqdm(total=len(todo), disable=not progress, desc=f"extract {benchmark.name}", unit="arch")
     if workers <= 1 and scheduler is None:
         for i in todo:
-            write_arch(directory, i, *extract_one(benchmark.name, benchmark.variant, config, i, device))
+            write_arch(directory, i, *extract_one(config, i, device))
             bar.update(1)
     elif todo:  # no cluster for nothing to do
         _extract_on_dask(benchmark, config, todo, directory, workers, scheduler, bar, device)
@@ -205,8 +209,7 @@ def _extract_on_dask(benchmark, config, todo, directory, workers, scheduler, bar
         client = Client(LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                                      dashboard_address=None))
     try:
-        futures = {client.submit(extract_one, benchmark.name, benchmark.variant, config, i, device, pure=False): i
-                   for i in todo}
+        futures = {client.submit(extract_one, config, i, device, pure=False): i for i in todo}
         for future in as_completed(futures):
             write_arch(directory, futures[future], *future.result())
             bar.update(1)
@@ -214,21 +217,37 @@ def _extract_on_dask(benchmark, config, todo, directory, workers, scheduler, bar
         client.close()
 
 
-def open_cache(name: str, variant: str | None = None, batch_size: int | None = None, seq_len: int | None = None,
-               seed: int = 0, directory: str | Path | None = None, allow_partial: bool = False) -> StatsCache:
-    """The statistics cache of a benchmark (``synthetic`` is generated on first use); a missing or incomplete
-    cache names the command that fills it."""
-    if name == "synthetic" and not directory:
-        from lpzero_core.stats.benchmarks import synthetic
-        return synthetic.load()
+def open_cache(benchmark: str | Path, variant: str | None = None, *, batch_size: int | None = None,
+               seq_len: int | None = None, seed: int = 0, directory: str | Path | None = None,
+               allow_partial: bool = False, target: str | None = None, higher_is_better: bool | None = None,
+               **options) -> StatsCache:
+    """The statistics cache of ``benchmark`` (a registered name or a path, as ``benchmarks.get`` takes it),
+    extracted with the same variant / batch_size / seq_len / seed, read from ``directory`` or the cache root.
+
+    Without ``directory``, the cache with baselines is taken, else the one extracted with ``--no-baselines``.
+    A generated benchmark (``synthetic``) has its cache opened or written by its own module, which takes
+    ``options`` (e.g. ``n_archs``, ``n_search``); the others take none, and a missing cache names the command that
+    fills it.
+    """
+    if benchmarks.is_generated(benchmark):
+        cache = benchmarks.module(str(benchmark)).open_cache(directory, seed=seed, allow_partial=allow_partial,
+                                                             **options)
+        return _bound(cache, str(benchmark), directory)
+    if options:
+        raise LPZeroError(f"{benchmark}: unexpected options {', '.join(options)} (only generated benchmarks take any)")
+    bench = benchmarks.get(benchmark, variant, target=target, higher_is_better=higher_is_better)
     if directory is None:
-        benchmark = benchmarks.get(name, variant)
-        directory = cache_dir(settings(benchmark, batch_size, seq_len, seed))
-    if name != "synthetic" and not (Path(directory) / "manifest.json").exists():
-        raise LPZeroError(f"no statistics cache for {name} at {directory}; run `lpzero extract --benchmark {name}` "
-                          f"with the same --variant/--batch-size/--seq-len/--seed first")
-    cache = StatsCache.load(directory, allow_partial)
-    if cache.name != name:  # a cache is bound to its benchmark
+        found = [cache_dir(settings(bench, batch_size, seq_len, seed, baselines)) for baselines in (True, False)]
+        directory = next((d for d in found if (d / "manifest.json").exists()), found[0])
+    if not (Path(directory) / "manifest.json").exists():
+        raise LPZeroError(f"no statistics cache for {benchmark} at {directory}; run `lpzero extract --benchmark "
+                          f"{benchmark}` with the same --variant/--batch-size/--seq-len/--seed/--target first")
+    return _bound(StatsCache.load(directory, allow_partial), bench.name, directory)
+
+
+def _bound(cache: StatsCache, name: str, directory) -> StatsCache:
+    """``cache``, if it is a cache of benchmark ``name``: a cache is bound to its benchmark."""
+    if cache.name != name:
         raise LPZeroError(f"{directory} holds a {cache.name} cache, not {name}; pass --benchmark {cache.name} or a "
                           f"{name} cache")
     return cache

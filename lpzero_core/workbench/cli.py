@@ -1,4 +1,4 @@
-"""The ``lpzero`` command: extract / info / search / evaluate / results / cache verify.
+"""The ``lpzero`` command: extract / info / search / evaluate / rank / results / cache verify.
 
 Arguments are checked when parsed (ranges, paths): a wrong value is one line naming the argument, the value and what
 is allowed, exit status 2, before any cache is loaded. Expected failures afterwards (``LPZeroError``, an ``OSError``
@@ -71,6 +71,15 @@ def _out_prefix(text: str) -> Path:
     return path
 
 
+def _out_file(text: str) -> Path:
+    """An argparse type: a file to write, in a writable folder, not a folder itself."""
+    path = Path(text).expanduser()
+    _writable_dir(str(path.parent))
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
+    return path
+
+
 def _readable_file(text: str) -> Path:
     path = Path(text).expanduser()
     if not path.is_file():
@@ -81,9 +90,26 @@ def _readable_file(text: str) -> Path:
 COUNT, POSITIVE = _int_range(0), _int_range(1)
 
 
-def _cache_args(p: argparse.ArgumentParser, partial: bool = True) -> None:
-    p.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES)
+BENCHMARK_HELP = ("a registered name (flexibert, gpt2-wt103, synthetic) or a path: an LTS folder "
+                  "(config_N/jM/model_config.yaml) or a Hugging Face config folder (<arch>/config.json, scores.csv)")
+
+
+def _benchmark_args(p: argparse.ArgumentParser) -> None:
+    """``--benchmark`` (name or path), ``--variant`` and, for Hugging Face config folders, the score column and
+    its direction."""
+    p.add_argument("--benchmark", required=True, help=BENCHMARK_HELP)
     p.add_argument("--variant", default=None, help="model variant (default: the benchmark's own)")
+    p.add_argument("--target", default=None, help="HF config folder: score column of scores.csv (default: score)")
+    direction = p.add_mutually_exclusive_group()
+    direction.add_argument("--higher-is-better", dest="higher_is_better", action="store_true", default=None,
+                           help="HF config folder: a higher score is a better model (the default)")
+    direction.add_argument("--lower-is-better", dest="higher_is_better", action="store_false",
+                           help="HF config folder: a lower score (loss, perplexity) is a better model")
+
+
+
+def _cache_args(p: argparse.ArgumentParser, partial: bool = True) -> None:
+    _benchmark_args(p)
     p.add_argument("--batch-size", type=POSITIVE, default=None)
     p.add_argument("--seq-len", type=POSITIVE, default=None)
     p.add_argument("--extract-seed", type=COUNT, default=0, help="seed of the extraction whose cache is read")
@@ -94,20 +120,23 @@ def _cache_args(p: argparse.ArgumentParser, partial: bool = True) -> None:
 
 def _open(args):
     from lpzero_core.stats.extract import open_cache
-    return open_cache(args.benchmark, args.variant, args.batch_size, args.seq_len, args.extract_seed, args.cache,
-                      args.allow_partial)
+    return open_cache(args.benchmark, args.variant, batch_size=args.batch_size, seq_len=args.seq_len,
+                      seed=args.extract_seed, directory=args.cache, allow_partial=args.allow_partial,
+                      target=args.target, higher_is_better=args.higher_is_better)
+
+
+def _get(args):
+    from lpzero_core.stats import benchmarks
+    return benchmarks.get(args.benchmark, args.variant, target=args.target, higher_is_better=args.higher_is_better)
 
 
 def cmd_extract(args) -> int:
     import dask
 
-    from lpzero_core.stats import benchmarks
     from lpzero_core.stats.benchmarks.flexibert import MAX_POSITIONS
     from lpzero_core.stats.extract import extract, parse_archs
 
-    if args.benchmark == "synthetic":
-        raise LPZeroError("the synthetic benchmark has no models to extract; `lpzero search` generates its cache")
-    benchmark = benchmarks.get(args.benchmark, args.variant)
+    benchmark = _get(args)
     ids = parse_archs(args.archs, len(benchmark))
     if benchmark.name == "flexibert" and (args.seq_len or 0) > MAX_POSITIONS:  # GPT-2 LTS checks its own
         raise LPZeroError(f"--seq-len {args.seq_len}: FlexiBERT models have {MAX_POSITIONS} positions; use ≤ "
@@ -120,9 +149,7 @@ def cmd_extract(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from lpzero_core.stats import benchmarks
-
-    benchmark = benchmarks.get(args.benchmark, args.variant)
+    benchmark = _get(args)
     print(f"benchmark {benchmark.name} / variant {benchmark.variant}: {len(benchmark)} architectures")
     print(f"target: {benchmark.target_name} (higher = better), range {benchmark.target.min():.4g} .. "
           f"{benchmark.target.max():.4g}")
@@ -203,6 +230,30 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_rank(args) -> int:
+    """Scores of every extracted architecture under each ``--proxy``, best first by the first proxy (rank 1),
+    written to ``--out`` as CSV (``arch``, ``rank``, one column per proxy, ``target`` where the set has scores)."""
+    import numpy as np
+    import pandas as pd
+
+    from lpzero_core.workbench.experiments import load_proxy
+
+    proxies = {text: load_proxy(text) for text in args.proxy}
+    cache = _open(args)
+    scores = {text: proxy.evaluate(cache) for text, proxy in proxies.items()}
+    table = pd.DataFrame({"arch": cache.manifest["arch_keys"], **scores})
+    if np.isfinite(cache.target).any():
+        table["target"] = cache.target
+    first = table[args.proxy[0]]
+    table.insert(1, "rank", first.rank(ascending=False, method="min", na_option="bottom").astype(int))
+    table = table.sort_values(["rank", "arch"]).reset_index(drop=True)
+    out = args.out
+    atomic_write_text(out, table.to_csv(index=False))
+    print(table.head(args.top).to_string(index=False))
+    print(f"wrote {len(table)} architectures to {out}")
+    return 0
+
+
 def cmd_results(args) -> int:
     from lpzero_core.stats.extract import open_cache
     from lpzero_core.workbench import evaluation
@@ -264,8 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("extract", help="fill the statistics cache of a benchmark")
-    p.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES)
-    p.add_argument("--variant", default=None)
+    _benchmark_args(p)
     p.add_argument("--archs", default=None, help="START:STOP, an index or a comma list (default: all)")
     p.add_argument("--batch-size", type=POSITIVE, default=None)
     p.add_argument("--seq-len", type=POSITIVE, default=None)
@@ -279,8 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_extract)
 
     p = sub.add_parser("info", help="architectures, target and the parameter-count check")
-    p.add_argument("--benchmark", required=True, choices=BENCHMARK_NAMES[:2])
-    p.add_argument("--variant", default=None)
+    _benchmark_args(p)
     p.add_argument("--verbose", action="store_true")
     p.set_defaults(run=cmd_info)
 
@@ -313,6 +362,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=COUNT, default=1000)
     p.add_argument("--out", type=_out_prefix, default=None, help="write OUT.csv and OUT.md")
     p.set_defaults(run=cmd_evaluate)
+
+    p = sub.add_parser("rank", help="proxy scores of every extracted architecture, best first, to CSV")
+    _cache_args(p)
+    p.add_argument("--proxy", action="append", required=True,
+                   help="proxy string or best.json (repeatable; the first one orders the rows)")
+    p.add_argument("--out", type=_out_file, required=True, help="CSV file to write")
+    p.add_argument("--top", type=COUNT, default=10, help="rows to print")
+    p.set_defaults(run=cmd_rank)
 
     p = sub.add_parser("results", help="default search + held-out tables per benchmark, with transfer; README")
     p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARK_NAMES[:2]), choices=BENCHMARK_NAMES)

@@ -16,7 +16,6 @@ Conventions
 """
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -43,48 +42,38 @@ def project_path(path: str | Path | None) -> Path | None:
 
 
 # -- caches ------------------------------------------------------------------------------------------------------
-def prepare_cache(benchmark: str, variant: str | None = None, archs: str | None = None,
+def prepare_cache(benchmark: str, variant: str | None = None, *, archs: str | None = None,
                   batch_size: int | None = None, seq_len: int | None = None, seed: int = 0, workers: int = 1,
-                  directory: str | Path | None = None, n_archs: int = 500, n_search: int = 100,
-                  allow_partial: bool = False, progress: bool = True) -> StatsCache:
-    """Notebook 01: fill the statistics cache of ``benchmark`` and return it loaded.
+                  directory: str | Path | None = None, allow_partial: bool = False, progress: bool = True,
+                  target: str | None = None, higher_is_better: bool | None = None, n_archs: int = 500,
+                  n_search: int = 100) -> StatsCache:
+    """Notebook 01: fill the statistics cache of ``benchmark`` (a registered name or a path) and return it loaded.
 
-    * ``synthetic``: the planted benchmark with ``n_archs`` architectures (the first ``n_search`` form the search
-      split), written to ``directory`` (default: the cache root) unless a cache with exactly these settings is
-      already there;
-    * ``flexibert`` / ``gpt2-wt103``: ``extract.extract`` of the architectures ``archs`` (``"START:STOP"``, an
-      index or a comma list; default all), resumable, so a complete cache costs only its loading. A cache that
-      still misses architectures outside ``archs`` needs ``allow_partial``.
+    * a generated benchmark (``synthetic``): its cache of ``n_archs`` architectures, the first ``n_search`` the
+      search split (both ignored by the others), written to
+      ``directory`` (default: the cache root) unless one with exactly these settings is already there;
+    * any other: ``extract.extract`` of the architectures ``archs`` (``"START:STOP"``, an index or a comma list;
+      default all), resumable, so a complete cache costs only its loading. A cache that still misses
+      architectures outside ``archs`` needs ``allow_partial``.
     """
     from lpzero_core.stats import benchmarks, extract
 
     directory = project_path(directory)
-    if benchmark == "synthetic":
-        from lpzero_core.stats.benchmarks import synthetic
-
-        if directory is None:
-            directory = synthetic.cache_dir(synthetic.settings(n_archs, seed))
-        manifest = directory / "manifest.json"
-        if manifest.exists():
-            data = json.loads(manifest.read_text())
-            if (data.get("settings") == synthetic.settings(n_archs, seed) and len(data["arch_keys"]) == n_archs
-                    and data["search_ids"] == list(range(n_search))):
-                return StatsCache.load(directory)
-        return synthetic.make_cache(directory, n_archs=n_archs, seed=seed, n_search=n_search)
-    bench = benchmarks.get(benchmark, variant)
-    ids = extract.parse_archs(archs, len(bench))
-    directory = extract.extract(bench, ids, batch_size, seq_len, seed, workers, directory=directory,
-                                progress=progress)
+    if benchmarks.is_generated(benchmark):
+        return extract.open_cache(benchmark, seed=seed, directory=directory, allow_partial=allow_partial,
+                                  n_archs=n_archs, n_search=n_search)
+    bench = benchmarks.get(benchmark, variant, target=target, higher_is_better=higher_is_better)
+    directory = extract.extract(bench, extract.parse_archs(archs, len(bench)), batch_size, seq_len, seed, workers,
+                                directory=directory, progress=progress)
     return StatsCache.load(directory, allow_partial)
 
 
-def open_cache(benchmark: str, variant: str | None = None, directory: str | Path | None = None,
-               allow_partial: bool = False, batch_size: int | None = None, seq_len: int | None = None,
-               seed: int = 0) -> StatsCache:
-    """The cache notebook 01 filled (same arguments), for notebooks 00, 02 and 03."""
-    from lpzero_core.stats.extract import open_cache as _open
+def open_cache(benchmark: str, variant: str | None = None, *, directory: str | Path | None = None,
+               **kwargs) -> StatsCache:
+    """``extract.open_cache`` with ``directory`` resolved against the project root (notebooks 00, 02, 03)."""
+    from lpzero_core.stats.extract import open_cache as stats_open_cache
 
-    return _open(benchmark, variant, batch_size, seq_len, seed, project_path(directory), allow_partial)
+    return stats_open_cache(benchmark, variant, directory=project_path(directory), **kwargs)
 
 
 def load_proxy(path: str | Path) -> Proxy:

@@ -23,7 +23,9 @@ Conventions shared by all benchmarks
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +38,20 @@ def seed_for(seed: int, arch_index: int) -> int:
     """Per-architecture torch seed: a stable hash of (seed, arch index), independent of build order."""
     digest = hashlib.sha256(f"{seed}:{arch_index}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
+
+
+def content_hash(root: Path, files: list[Path]) -> str:
+    """sha256 over the files' paths relative to ``root`` and their bytes, in sorted path order: the identity of a
+    benchmark given as a folder."""
+    digest = hashlib.sha256()
+    for path in sorted(files, key=lambda f: f.relative_to(root).as_posix()):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def natural_key(key: str) -> list:
+    """Sort key comparing digit runs as numbers: config_2_j0 < config_10_j0."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
 
 
 @dataclass
@@ -62,6 +78,8 @@ class Benchmark:
     target_name: what ``target`` is (e.g. ``"GLUE average"``, ``"-valid_ppl"``).
     strata: one label per architecture for stratified metrics (e.g. ``"L4-h256"``).
     search_ids: indices of the architectures the search may see; every other index is held out.
+    source: for a benchmark given as a folder, ``{"path", "sha256", "options"}`` (see ``benchmarks.rebuild``);
+        None for a registered one.
     """
 
     name: str
@@ -75,6 +93,7 @@ class Benchmark:
     default_batch_size: int = 16
     default_seq_len: int = 128
     extra: dict = field(default_factory=dict)
+    source: dict | None = None
 
     def __len__(self) -> int:
         return len(self.arch_keys)

@@ -13,7 +13,8 @@ Static side
   2–4, 37 archs), ``L5-8`` (55), ``L9-12`` (49), ``L13-16`` (59).
 * ``search_ids``: ⌊n/4⌋ indices (50 of 200) drawn without replacement by ``numpy.random.default_rng(0)``, sorted;
   every other index is held out.
-* Defaults: batch 4 × 192 tokens (LTS/LPZero used 16 × 192, i.e. batch 16, bptt = tgt_len = 192). The smaller
+* Defaults: batch 4 × 192 tokens (LTS/LPZero used 16 × 192, i.e. batch 16, bptt = tgt_len = 192), the length cut
+  to the models' positions (smallest tgt_len) where that is shorter, with a warning that says so. The smaller
   batch is for the CPU: the extraction's 20×20 branch tables cost ≈ 400 passes over every activation element,
   and at 16 × 192 the (16·192) × 19999 head-cluster logits alone make build + forward + backward a median
   5.9 s of CPU time (max 20.6 s). ``--batch-size 16`` restores the original batch.
@@ -68,7 +69,7 @@ Parameter counts (``param_check``, ``descriptors``) follow ``params_summary.yaml
 """
 from __future__ import annotations
 
-import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +81,7 @@ from torch.nn import functional as F
 from transformers.pytorch_utils import Conv1D
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.stats.benchmarks.base import Benchmark, Sites, seed_for
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites, content_hash, natural_key, seed_for
 from lpzero_core.stats.data import locate
 
 NAME = "gpt2-wt103"
@@ -510,7 +511,7 @@ def load(variant: str | None = None) -> GPT2LTS:
         raise LPZeroError(f"{NAME}: unknown variant {variant!r}; the only variant is {VARIANTS[0]!r}")
     ppl = _read_yaml(locate("gpt2_wt103/ppl_summary.yaml"))
     params = _read_yaml(locate("gpt2_wt103/params_summary.yaml"))
-    keys = sorted(ppl, key=_natural)
+    keys = sorted(ppl, key=natural_key)
     paths = [locate("gpt2_wt103/{}/{}/model_config.yaml".format(*key.rsplit("_", 1))) for key in keys]
     return _benchmark(NAME, keys, paths, ppl, params)
 
@@ -520,32 +521,39 @@ def from_config_dir(path: str | Path, name: str | None = None) -> GPT2LTS:
     architecture, keyed by its folder relative to ``path`` with ``/`` → ``_`` (``config_3/j7`` → ``config_3_j7``).
     Optional ``path/ppl_summary.yaml`` gives the target (−valid_ppl; NaN where missing) and optional
     ``path/params_summary.yaml`` the published counts for ``param_check``. ``name`` defaults to
-    ``gpt2-flex-<folder name>``."""
+    ``gpt2-flex-<folder name>``; ``source`` records the folder and the content hash of these files."""
     root = Path(path)
     files = list(root.rglob("model_config.yaml"))
     if not files:
         raise LPZeroError(f"{root}: no model_config.yaml below this folder "
                           "(expected <folder>/config_N/jM/model_config.yaml)")
     keyed = sorted(((("_".join(f.parent.relative_to(root).parts) or root.name), f) for f in files),
-                   key=lambda kf: _natural(kf[0]))
+                   key=lambda kf: natural_key(kf[0]))
     ppl_file, params_file = root / "ppl_summary.yaml", root / "params_summary.yaml"
     ppl = _read_yaml(ppl_file) if ppl_file.is_file() else {}
     params = _read_yaml(params_file) if params_file.is_file() else None
+    hashed = files + [f for f in (ppl_file, params_file) if f.is_file()]
+    source = {"path": str(root.resolve()), "sha256": content_hash(root, hashed), "options": {}}
     return _benchmark(name or f"gpt2-flex-{root.resolve().name}", [k for k, _ in keyed], [f for _, f in keyed],
-                      ppl, params)
+                      ppl, params, source)
 
 
-def _benchmark(name: str, keys: list[str], paths: list[Path], ppl: dict, params: dict | None) -> GPT2LTS:
-    """Assemble the benchmark (target, strata, split as documented in the module docstring)."""
+def _benchmark(name: str, keys: list[str], paths: list[Path], ppl: dict, params: dict | None,
+               source: dict | None = None) -> GPT2LTS:
+    """Assemble the benchmark (target, strata, split, default batch as documented in the module docstring)."""
     configs = [_read_yaml(p) for p in paths]
     n = len(keys)
+    positions = min(int(c.get("tgt_len", 192)) for c in configs)
+    if positions < 192:
+        warnings.warn(f"{name}: sequence length {positions} (the models' positions, tgt_len), not the default 192",
+                      stacklevel=3)
     return GPT2LTS(
         name=name, variant=VARIANTS[0], arch_keys=keys, configs=configs,
         target=np.array([-ppl[k]["valid_ppl"] if k in ppl else np.nan for k in keys], dtype=np.float64),
         target_name="-valid_ppl",
         strata=np.array([_depth_band(int(c["n_layer"])) for c in configs]),
         search_ids=np.sort(np.random.default_rng(0).choice(n, size=max(1, n // 4), replace=False)),
-        default_batch_size=4, default_seq_len=192,
+        default_batch_size=4, default_seq_len=min(192, positions), source=source,
         extra={"config_paths": [str(p) for p in paths], "ppl_summary": ppl, "params_summary": params},
     )
 
@@ -554,11 +562,6 @@ def _depth_band(n_layer: int) -> str:
     """``"L1-4"``, ``"L5-8"``, …: bands of four layers."""
     low = 4 * ((n_layer - 1) // 4) + 1
     return f"L{low}-{low + 3}"
-
-
-def _natural(key: str) -> list:
-    """Sort key comparing digit runs as numbers: config_2_j0 < config_10_j0."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", key)]
 
 
 def _read_yaml(path: Path) -> dict:

@@ -60,12 +60,31 @@ def settings(n_archs: int = 500, seed: int = 0, noise: float = 0.05, planted: Pr
             "planted": str(planted)}
 
 
+def open_cache(directory: str | Path | None = None, *, seed: int = 0, allow_partial: bool = False,
+               **options) -> StatsCache:
+    """The synthetic cache (the registry's door for this generated benchmark).
+
+    ``options`` are those of :func:`make_cache` (``n_archs``, ``noise``, ``n_search``, ``planted``). Without
+    options, an explicit ``directory`` is loaded as it is; otherwise the cache at ``directory`` (default: the cache
+    root, named by the settings) is reused when it was generated with exactly these settings and split, and
+    generated afresh when not.
+    """
+    if directory is not None and not options:
+        return StatsCache.load(directory, allow_partial)
+    n_search = options.pop("n_search", 100)
+    config = settings(seed=seed, **options)
+    directory = Path(directory) if directory is not None else cache_dir(config)
+    manifest = directory / "manifest.json"
+    if manifest.exists():
+        data = json.loads(manifest.read_text())
+        if data.get("settings") == config and data["search_ids"] == list(range(n_search)):
+            return StatsCache.load(directory, allow_partial)
+    return make_cache(directory, seed=seed, n_search=n_search, **options)
+
+
 def load(n_archs: int = 500, seed: int = 0) -> StatsCache:
-    """The default synthetic cache, generated on first use into the cache root."""
-    directory = cache_dir(settings(n_archs, seed))
-    if (directory / "manifest.json").exists():
-        return StatsCache.load(directory)
-    return make_cache(directory, n_archs, seed)
+    """The default synthetic cache in the cache root, generated on first use (``bench/`` reads it this way)."""
+    return open_cache(seed=seed, n_archs=n_archs)
 
 
 def make_cache(directory: str | Path, n_archs: int = 500, seed: int = 0, noise: float = 0.05,
