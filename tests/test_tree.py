@@ -11,7 +11,7 @@ from deap import gp
 from lpzero_core.errors import LPZeroError
 from lpzero_core.search import evolve, tree
 from lpzero_core.search.evolve import Problem, TreeConfig, tree_search
-from lpzero_core.search.tree import Net, Sites
+from lpzero_core.search.tree import Net
 
 SMALL = dict(population=30, offspring=30, generations=3, hall_of_fame=5)
 
