@@ -69,7 +69,8 @@ def test_simplification_preserves_values_on_a_cache(synthetic_cache):
                    "abs(pow(max_sites(weight.abs.no_op)))", "difference(0.0, std_sites(grad.no_op.no_op))",
                    "product(-1.0, hidden)", "rank(rank(n_layers))", "sum(hidden, product(2.0, 0.5))",
                    "mean_sites(sum(act.abs.no_op, weight.pow.no_op))",
-                   "mean_sites(sum(weight.pow.no_op, act.abs.no_op))"]
+                   "mean_sites(sum(weight.pow.no_op, act.abs.no_op))",
+                   "sum_sites(difference(act.pow.no_op, act.pow.no_op))", "difference(hidden, hidden)"]
     exprs = [tree.parse(text) for text in handwritten]
     with evolve.seeded_random(0):
         exprs += [tree.to_expr(gp.PrimitiveTree(gp.genHalfAndHalf(pset, 1, 4))) for _ in range(300)]
@@ -109,6 +110,15 @@ def test_tree_rps_rules(synthetic_cache):
     assert assess("std_sites(jacobian.no_op.no_op)") == "non_finite"  # one site: the unbiased std is NaN
     assert assess("mean_sites(act.pow.no_op)") == ""
     assert assess("rank(mean_sites(act.pow.no_op))") == "" and problem.rejected["duplicate"] == 1
+
+
+def test_strata_weight_rewards_ordering_within_strata_only(synthetic_cache):
+    # synthetic strata are the depths: n_layers orders nothing within a stratum, a planted statistic does
+    problem = Problem([synthetic_cache], TreeConfig(strata_weight=1.0))
+    structural = problem.assess(tree.parse("n_layers"))
+    statistic = problem.assess(tree.parse("mean_sites(weight.pow.l1_norm)"))
+    assert structural.resampled == 0.0 and structural.validation == 0.0
+    assert statistic.resampled > 0.3
 
 
 def test_search_reads_no_heldout_target_or_statistic(synthetic_cache):

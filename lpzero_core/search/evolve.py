@@ -9,8 +9,11 @@ offspring by ``deap.algorithms.varOr`` (crossover p 0.5, mutation p 0.4, else a 
 distinct trees (by ``order_key``) of parents + offspring — or, with ``multi_objective``, NSGA-II over (fitness ↑,
 size ↓, cost ↓) where cost is the extraction seconds per architecture of the statistics the tree reads.
 
-Fitness of a tree on benchmark b (``resample``): F_b = A_r[ρ(score, truth) on resample r of the fit fold], then
-F = min_b F_b (or mean, ``aggregate``) − parsimony · size(simplified tree). Only leaves present on every benchmark
+Fitness of a tree on benchmark b (``resample``): F_b = (1 − w)·A_r[ρ(score, truth) on resample r of the fit fold]
++ w·ρ_strata(fit fold), with ρ_strata the size-weighted mean Spearman ρ within the benchmark's strata (e.g. depth ×
+width; 0 where undefined, e.g. for a purely structural score) and w = ``strata_weight`` (default 0: plain ρ); then
+F = min_b F_b (or mean, ``aggregate``) − parsimony · size(simplified tree). The validation score is the same
+combination on the validation fold (without resampling). Only leaves present on every benchmark
 are offered. Rule-based pruning for trees, in order: ``constant_tree`` (the simplified tree reads no statistic),
 ``duplicate`` (same ``order_key`` as an earlier tree: its fitness is reused, not recomputed), then on the search
 split ``non_finite`` (a score is NaN/±inf), ``constant`` (the first ``rps_k`` scores are equal),
@@ -19,8 +22,8 @@ split ``non_finite`` (a score is NaN/±inf), ``constant`` (the first ``rps_k`` s
 time here; it is kept so that the rules read as in the template's RPS.
 
 Choice of the final tree (never held-out data): candidates = the ``hall_of_fame`` best distinct trees by fitness
-(NSGA-II: the first Pareto front); the validation ρ (inner validation fold, min over benchmarks) of each; among
-those within ``tolerance`` of the best validation ρ, the smallest tree, then the higher validation ρ.
+(NSGA-II: the first Pareto front); the validation score (inner validation fold, min over benchmarks) of each;
+among those within ``tolerance`` of the best validation score, the smallest tree, then the higher score.
 
 Determinism: DEAP draws from Python's global ``random``; the search seeds it with ``seed`` and restores the
 caller's state afterwards; the inner split and resamples use ``numpy.random.default_rng(seed)``.
@@ -75,10 +78,11 @@ class TreeConfig:
     chains: tuple[str, ...] = DEFAULT_CHAINS  # () ⇒ network scalars only (the combine mode)
     descriptors: bool = True
     baselines: bool = True
-    constants: tuple[float, ...] = (0.5, 1.0, 2.0)
+    constants: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
     rank: bool = True
     generalisation: Generalisation = field(default_factory=Generalisation)
     aggregate: str = "min"
+    strata_weight: float = 0.0
     multi_objective: bool = False
     hall_of_fame: int = 20
     tolerance: float = 0.02
@@ -90,6 +94,8 @@ class TreeConfig:
             raise LPZeroError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
         if self.population < 2 or self.offspring < 1 or self.generations < 0 or self.hall_of_fame < 1:
             raise LPZeroError("need population ≥ 2, offspring ≥ 1, generations ≥ 0 and hall_of_fame ≥ 1")
+        if not 0 <= self.strata_weight <= 1:
+            raise LPZeroError(f"strata_weight must be in [0, 1], got {self.strata_weight}")
         if self.crossover_p + self.mutation_p > 1:
             raise LPZeroError("crossover_p + mutation_p must be ≤ 1")
 
@@ -115,7 +121,8 @@ def seeded_random(seed: int):
 @dataclass
 class Assessment:
     """One distinct tree (by ``order_key``): simplified expression, penalised fitness, the aggregate resampled
-    correlation before parsimony, the ρ on the fit and validation folds (aggregated over benchmarks), size, cost."""
+    objective before parsimony, the ρ on the fit fold, the validation score (both aggregated over benchmarks), size,
+    cost."""
 
     expr: Expr
     fitness: float
@@ -127,18 +134,20 @@ class Assessment:
     rejected_by: str = ""
 
     def row(self) -> dict:
-        return {"tree": to_string(self.expr), "fitness": self.fitness, "resampled_spearman": self.resampled,
-                "fit_spearman": self.fit, "validation_spearman": self.validation, "size": self.size,
+        return {"tree": to_string(self.expr), "fitness": self.fitness, "objective": self.resampled,
+                "fit_spearman": self.fit, "validation_score": self.validation, "size": self.size,
                 "seconds_per_arch": self.cost, "rejected_by": self.rejected_by}
 
 
 @dataclass
 class _Task:
-    """The fitness data of one benchmark: search-split leaves and target, fit/validation positions, resamples."""
+    """The fitness data of one benchmark: search-split leaves, target and strata, fit/validation positions,
+    resamples."""
 
     cache: object
     leaves: object
     target: np.ndarray
+    strata: np.ndarray
     fit: np.ndarray
     validation: np.ndarray
     index: np.ndarray
@@ -157,8 +166,9 @@ class Problem:
             leaves = search_leaves(cache)
             fit, validation = inner_split(len(leaves), config.generalisation.validation, rng)
             index = resamples(fit, config.generalisation, rng)
-            self.tasks.append(_Task(cache, leaves, np.asarray(cache.target)[cache.search_ids], fit, validation,
-                                    index))
+            ids = cache.search_ids
+            self.tasks.append(_Task(cache, leaves, np.asarray(cache.target)[ids], np.asarray(cache.strata)[ids], fit,
+                                    validation, index))
         self.memo: dict[str, Assessment] = {}
         self.rejected: dict[str, int] = {}
         self.evaluations = 0
@@ -210,10 +220,13 @@ class Problem:
                 return self._reject(expr, "constant")
             if np.ptp(scores) <= 1e-9 * np.abs(scores).max():
                 return self._reject(expr, "numerically_constant")
-            resampled.append(resampled_correlation(scores, task.target, task.index, g.quantile))
+            within = lambda p: np.nan_to_num(metrics.stratified(scores[p], task.target[p], task.strata[p], "spearman"))
+            w = self.config.strata_weight
+            resampled.append((1 - w) * resampled_correlation(scores, task.target, task.index, g.quantile)
+                             + (w * within(task.fit) if w else 0.0))
             fit.append(metrics.spearman(scores[task.fit], task.target[task.fit]))
-            validation.append(metrics.spearman(scores[task.validation], task.target[task.validation])
-                              if len(task.validation) else np.nan)
+            validation.append((1 - w) * metrics.spearman(scores[task.validation], task.target[task.validation])
+                              + (w * within(task.validation) if w else 0.0) if len(task.validation) else np.nan)
         aggregate = AGGREGATES[self.config.aggregate]
         if not np.isfinite(resampled).all():
             return self._reject(expr, "undefined_correlation")
@@ -282,8 +295,9 @@ def _survivors(pool: list[Individual], mu: int, multi_objective: bool) -> list[I
 
 
 def choose(candidates: list[Assessment], tolerance: float) -> Assessment:
-    """The stated choice rule: the smallest candidate whose validation ρ is within ``tolerance`` of the best
-    validation ρ (ties: higher validation ρ, then higher fitness); without a validation fold, the best fitness."""
+    """The stated choice rule: the smallest candidate whose validation score is within ``tolerance`` of the best
+    validation score (ties: higher validation score, then higher fitness); without a validation fold, the best
+    fitness."""
     valid = [c for c in candidates if np.isfinite(c.validation)]
     if not valid:
         return max(candidates, key=lambda c: c.fitness)

@@ -13,7 +13,7 @@ Leaves
   ``weight.no_op.frobenius_norm`` = ‖W‖_F;
 * network scalars (``Net``): structural descriptors (``n_layers``, ``hidden``, ``params_*``, ``flops``) and the
   hand-crafted baseline scores (``nwot``, ``synflow``, …), by column name;
-* constants (``Net``), written as floats (``0.5``, ``2.0``).
+* constants (``Net``), written as floats (``0.1``, ``0.5``, ``2.0``).
 
 Ops (the same name at both levels; the type of the arguments decides the level)
 -------------------------------------------------------------------------------
@@ -139,7 +139,7 @@ class LeafSet:
 
     chains: tuple[str, ...] = DEFAULT_CHAINS
     network: tuple[str, ...] = ()
-    constants: tuple[float, ...] = (0.5, 1.0, 2.0)
+    constants: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
     rank: bool = True
 
     def __post_init__(self):
@@ -347,13 +347,22 @@ def has_leaf(expr: Expr) -> bool:
     return isinstance(expr, str) or (isinstance(expr, tuple) and any(has_leaf(a) for a in expr[1:]))
 
 
+def _per_site(expr: Expr) -> bool:
+    """Whether an expression has the ``Sites`` type (it reads a chain outside any reduction)."""
+    if isinstance(expr, str):
+        return chain_name(expr) is not None
+    if not isinstance(expr, tuple) or expr[0] in REDUCTIONS or expr[0] == "rank":
+        return False
+    return any(_per_site(a) for a in expr[1:])
+
+
 def simplify(expr: Expr) -> Expr:
     """A canonical form with the same values wherever the original is finite, bottom-up:
 
     * constant folding: an op whose arguments are all constants becomes its value (computed by the op itself);
     * identities: revert(revert x) = x; abs(f x) = relu(f x) = f x for f ≥ 0 (abs, pow, exp, sigmoid, relu,
       sqrt); rank(rank x) = rank x; x + 0 = x; x − 0 = x; 0 − x = revert x;
-      x · 1 = x; x · (−1) = revert x; x · 0 = 0 and x − x = 0 (finite x);
+      x · 1 = x; x · (−1) = revert x; x · 0 = 0 and x − x = 0 (finite network scalars x);
     * arguments of ``sum`` and ``product`` sorted by their canonical string.
     """
     if not isinstance(expr, tuple):
@@ -384,12 +393,12 @@ def simplify(expr: Expr) -> Expr:
             return a
         if a == 0.0:
             return ("revert", b)
-        if a == b:
+        if a == b and not _per_site(a):
             return 0.0
     elif name == "product":
         if 1.0 in (a, b):
             return b if a == 1.0 else a
-        if 0.0 in (a, b):
+        if 0.0 in (a, b) and not _per_site(a) and not _per_site(b):
             return 0.0
         if -1.0 in (a, b):
             return ("revert", b if a == -1.0 else a)

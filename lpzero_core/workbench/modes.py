@@ -5,9 +5,9 @@ Modes: ``template`` (LPZero's GP, ``search.gp``, one benchmark), ``tree`` and ``
 ``search.evolve``; one or several benchmarks), ``surrogate`` (scikit-learn, ``search.surrogate``, one benchmark).
 A search reads only the search split; held-out numbers are computed afterwards and never feed back.
 
-Choice across seeds (stated rule): the seed whose proxy has the highest search-split Spearman ρ (the minimum over
-benchmarks of a multi-benchmark run); ties → the lower seed. Held-out numbers of every seed are reported beside
-it (medians and ranges), so the choice can be judged.
+Choice across seeds (stated rule): the proxy found by the most seeds (same string); ties → the higher search-split
+Spearman ρ (the minimum over benchmarks of a multi-benchmark run), then the lower seed. Held-out numbers of every
+seed are reported beside it (medians and ranges), so the choice can be judged.
 
 Run folder ``out``::
 
@@ -144,10 +144,13 @@ def run_mode(mode: str, caches, out: str | Path | None = None, seeds=DEFAULT_SEE
             atomic_write_text(out / f"seed{seed}" / "proxy.json",
                               json.dumps(payload, indent=2, ensure_ascii=False, default=float))
     table = pd.DataFrame(rows)
-    by_seed = table.groupby("seed")["search_spearman"].min()
-    chosen = int(by_seed.index[np.argmax(by_seed.to_numpy())])
+    search_rho = table.groupby("seed")["search_spearman"].min()
+    found = {seed: str(proxies[seed]) for seed in seeds}
+    votes = pd.Series(found).value_counts()
+    chosen = max(seeds, key=lambda s: (votes[found[s]], np.nan_to_num(search_rho[s], nan=-np.inf), -s))
     summary = {"mode": mode, "seeds": seeds, "overrides": overrides or {}, "benchmarks": [c.name for c in caches],
-               "choice_rule": "highest search-split Spearman ρ (min over benchmarks); ties: lower seed",
+               "choice_rule": "the proxy most seeds found; ties: highest search-split Spearman ρ (min over "
+                              "benchmarks), then lower seed",
                "chosen_seed": chosen, "chosen_proxy": str(proxies[chosen]), "per_benchmark": {}}
     for cache in caches:
         part = table[table["benchmark"] == cache.name]
