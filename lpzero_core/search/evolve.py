@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.search import metrics
-from lpzero_core.search.resample import Generalisation, inner_split, resampled_correlation, resamples
+from lpzero_core.search.resample import Generalisation, inner_split, resampled_correlation, resamples, spearman
 from lpzero_core.search.tree import (
     DEFAULT_CHAINS,
     Expr,
@@ -148,6 +148,7 @@ class _Task:
     leaves: object
     target: np.ndarray
     strata: np.ndarray
+    seconds: dict[str, float]  # per leaf: mean seconds per search architecture ("" = the chains' extraction)
     fit: np.ndarray
     validation: np.ndarray
     index: np.ndarray
@@ -167,8 +168,10 @@ class Problem:
             fit, validation = inner_split(len(leaves), config.generalisation.validation, rng)
             index = resamples(fit, config.generalisation, rng)
             ids = cache.search_ids
-            self.tasks.append(_Task(cache, leaves, np.asarray(cache.target)[ids], np.asarray(cache.strata)[ids], fit,
-                                    validation, index))
+            seconds = {x: float(cache.baseline_seconds[x].to_numpy(float)[ids].mean())
+                       for x in cache.baseline_seconds.columns} | {"": float(np.mean(cache.extract_seconds[ids]))}
+            self.tasks.append(_Task(cache, leaves, np.asarray(cache.target)[ids], np.asarray(cache.strata)[ids],
+                                    seconds, fit, validation, index))
         self.memo: dict[str, Assessment] = {}
         self.rejected: dict[str, int] = {}
         self.evaluations = 0
@@ -187,14 +190,8 @@ class Problem:
                 stack.extend(node[1:])
             elif isinstance(node, str):
                 leaves.add(node)
-        costs = []
-        for task in self.tasks:
-            cache, ids = task.cache, task.cache.search_ids
-            seconds = float(np.mean(cache.extract_seconds[ids])) if any(chain_name(x) for x in leaves) else 0.0
-            seconds += sum(float(cache.baseline_seconds[x].to_numpy(float)[ids].mean())
-                           for x in leaves if x in cache.baseline_seconds)
-            costs.append(seconds)
-        return max(costs)
+        used = {"" if chain_name(x) else x for x in leaves}
+        return max(sum(task.seconds.get(x, 0.0) for x in used) for task in self.tasks)
 
     def assess(self, expr: Expr) -> Assessment:
         simple = simplify(expr)
@@ -224,8 +221,8 @@ class Problem:
             w = self.config.strata_weight
             resampled.append((1 - w) * resampled_correlation(scores, task.target, task.index, g.quantile)
                              + (w * within(task.fit) if w else 0.0))
-            fit.append(metrics.spearman(scores[task.fit], task.target[task.fit]))
-            validation.append((1 - w) * metrics.spearman(scores[task.validation], task.target[task.validation])
+            fit.append(spearman(scores[task.fit], task.target[task.fit]))
+            validation.append((1 - w) * spearman(scores[task.validation], task.target[task.validation])
                               + (w * within(task.validation) if w else 0.0) if len(task.validation) else np.nan)
         aggregate = AGGREGATES[self.config.aggregate]
         if not np.isfinite(resampled).all():

@@ -70,6 +70,11 @@ def spearman_rows(score: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return np.where(finite, rho, np.nan)
 
 
+def spearman(score: np.ndarray, truth: np.ndarray) -> float:
+    """Spearman ρ of two vectors (``spearman_rows`` of one row: NaN when undefined)."""
+    return float(spearman_rows(np.asarray(score)[None], np.asarray(truth)[None])[0])
+
+
 def resampled_correlation(score: np.ndarray, truth: np.ndarray, index: np.ndarray,
                           quantile: float | None = None) -> float:
     """A_b[ρ(score[index_b], truth[index_b])]: mean (``quantile`` None) or quantile over the defined resamples."""
