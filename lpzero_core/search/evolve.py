@@ -249,7 +249,7 @@ class Individual(gp.PrimitiveTree):
         self.fitness = fitness_class()
 
 
-def _mutate(individual: Individual, pset: gp.PrimitiveSetTyped, config: TreeConfig):
+def _mutate(individual: Individual, pset: gp.PrimitiveSetTyped):
     """One of: a new random subtree (grow, height 0–2), a node replaced by one of the same type signature, a
     subtree replaced by one of its same-typed arguments (shrink), a new node inserted above a subtree."""
     kind = random.randrange(4)
@@ -268,7 +268,7 @@ def _variation(pset: gp.PrimitiveSetTyped, config: TreeConfig) -> base.Toolbox:
     toolbox = base.Toolbox()
     toolbox.register("expr", gp.genHalfAndHalf, pset=pset, min_=config.init_height[0], max_=config.init_height[1])
     toolbox.register("mate", gp.cxOnePoint)
-    toolbox.register("mutate", _mutate, pset=pset, config=config)
+    toolbox.register("mutate", _mutate, pset=pset)
     for operator in ("mate", "mutate"):
         toolbox.decorate(operator, gp.staticLimit(attrgetter("height"), config.max_height))
         toolbox.decorate(operator, gp.staticLimit(len, config.max_size))
