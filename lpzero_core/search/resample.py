@@ -1,0 +1,85 @@
+"""Generalisation controls shared by the search modes: an inner validation fold, resampled fitness, parsimony.
+
+Conventions
+-----------
+* Everything here works on *positions within the search split* (0 … n_search − 1), never on architecture ids of
+  the whole benchmark: a search cannot name a held-out architecture.
+* ``inner_split``: a seeded permutation of the search split; the last ``round(validation · n)`` positions form the
+  validation fold (used only to choose the final proxy), the rest the fit fold (used by the fitness).
+* ``resamples``: ``count`` index sets over the fit fold, each either a bootstrap resample (n of n with replacement)
+  or a subsample (a random ``(K−1)/K`` of the fold without replacement, K = 5).
+* Resampled fitness = A_b[ρ_b] − parsimony · size, with ρ_b the Spearman ρ on resample b, A the mean or the
+  ``quantile`` (e.g. 0.2, a pessimistic aggregate) over the resamples where ρ_b is defined; undefined everywhere →
+  NaN.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from lpzero_core.errors import LPZeroError
+
+RESAMPLE_KINDS = ("bootstrap", "subsample")
+
+
+@dataclass(frozen=True)
+class Generalisation:
+    """Settings of the resampled fitness and of the inner validation fold (see the module docstring)."""
+
+    validation: float = 0.3
+    resamples: int = 20
+    kind: str = "bootstrap"
+    quantile: float | None = None  # None: the mean over resamples
+    parsimony: float = 0.002  # per tree node (or per feature)
+
+    def __post_init__(self):
+        if not 0 <= self.validation < 1:
+            raise LPZeroError(f"validation fraction must be in [0, 1), got {self.validation}")
+        if self.kind not in RESAMPLE_KINDS:
+            raise LPZeroError(f"resample kind must be one of {', '.join(RESAMPLE_KINDS)}, got {self.kind!r}")
+        if self.resamples < 1 or (self.quantile is not None and not 0 <= self.quantile <= 1):
+            raise LPZeroError("need resamples ≥ 1 and a quantile in [0, 1] (or none for the mean)")
+
+
+def inner_split(n: int, validation: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (fit, validation) of a seeded random split of n search architectures."""
+    order = rng.permutation(n)
+    n_val = int(round(validation * n))
+    return np.sort(order[: n - n_val]), np.sort(order[n - n_val:])
+
+
+def resamples(fit: np.ndarray, config: Generalisation, rng: np.random.Generator) -> np.ndarray:
+    """[count, m] positions: resamples of the fit fold (bootstrap: m = len(fit); subsample: m = ⌈4/5 len(fit)⌉)."""
+    if config.kind == "bootstrap":
+        return fit[rng.integers(0, len(fit), size=(config.resamples, len(fit)))]
+    m = int(np.ceil(0.8 * len(fit)))
+    return np.stack([np.sort(rng.permutation(fit)[:m]) for _ in range(config.resamples)])
+
+
+def spearman_rows(score: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Spearman ρ of each row pair of ``score`` and ``truth`` [B, m] (average ranks; NaN where a row is constant
+    or not finite)."""
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(score).all(axis=1)
+        rs = stats.rankdata(np.where(np.isfinite(score), score, 0.0), axis=1)
+        rt = stats.rankdata(truth, axis=1)
+        rs, rt = rs - rs.mean(axis=1, keepdims=True), rt - rt.mean(axis=1, keepdims=True)
+        rho = (rs * rt).sum(axis=1) / np.sqrt((rs * rs).sum(axis=1) * (rt * rt).sum(axis=1))
+    return np.where(finite, rho, np.nan)
+
+
+def spearman(score: np.ndarray, truth: np.ndarray) -> float:
+    """Spearman ρ of two vectors (``spearman_rows`` of one row: NaN when undefined)."""
+    return float(spearman_rows(np.asarray(score)[None], np.asarray(truth)[None])[0])
+
+
+def resampled_correlation(score: np.ndarray, truth: np.ndarray, index: np.ndarray,
+                          quantile: float | None = None) -> float:
+    """A_b[ρ(score[index_b], truth[index_b])]: mean (``quantile`` None) or quantile over the defined resamples."""
+    rho = spearman_rows(score[index], truth[index])
+    rho = rho[np.isfinite(rho)]
+    if len(rho) == 0:
+        return float("nan")
+    return float(rho.mean() if quantile is None else np.quantile(rho, quantile))

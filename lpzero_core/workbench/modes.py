@@ -1,0 +1,170 @@
+"""The search modes behind one entry point: ``run_mode`` searches with several seeds, scores every found proxy on
+each benchmark's search split and held-out architectures, and writes a run folder.
+
+Modes: ``template`` (LPZero's GP, ``search.gp``, one benchmark), ``tree`` and ``combine`` (typed trees,
+``search.evolve``; one or several benchmarks), ``surrogate`` (scikit-learn, ``search.surrogate``, one benchmark).
+A search reads only the search split; held-out numbers are computed afterwards and never feed back.
+
+Choice across seeds (stated rule): the proxy found by the most seeds (same string); ties → the higher search-split
+Spearman ρ (the minimum over benchmarks of a multi-benchmark run), then the lower seed. Held-out numbers of every
+seed are reported beside it (medians and ranges), so the choice can be judged.
+
+Run folder ``out``::
+
+    summary.json        mode, seeds, config overrides, per-benchmark medians/ranges, the chosen seed with its
+                        full held-out table row (``evaluation.row`` + ``lex_kendall``)
+    seeds.csv           one row per (seed, benchmark): proxy, search ρ/τ, held-out ρ/τ/top-10 % τ/within-strata
+                        τ/lex τ, gap = search ρ − held-out ρ, seconds per architecture, wall seconds
+    seed<k>/proxy.json  the proxy string (trees parse back with ``tree.parse``) and the mode's search details:
+                        trees — chosen/candidates/Pareto front, rejections, history; surrogate — columns, fit and
+                        validation ρ (the model is refit bit for bit from the seed, it is not pickled)
+
+``lex_kendall`` is τ of the lexicographic order (n_layers, hidden, then the proxy): what the proxy adds beyond
+structure; NaN where the cache has no such descriptors.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lpzero_core.errors import LPZeroError
+from lpzero_core.files import atomic_write_text
+from lpzero_core.search import metrics
+from lpzero_core.search.evolve import TreeConfig, combine_config, tree_search
+from lpzero_core.search.gp import GPConfig, config_json, search
+from lpzero_core.search.resample import Generalisation
+from lpzero_core.search.surrogate import SurrogateConfig, surrogate_search
+from lpzero_core.workbench.evaluation import row
+
+MODES = ("template", "tree", "combine", "surrogate")
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
+METRICS = ("search_spearman", "heldout_spearman", "heldout_kendall", "top10_kendall", "strata_kendall",
+           "lex_kendall", "gap", "wall_seconds")
+
+
+def config_for(mode: str, seed: int, overrides: dict | None = None):
+    """The config dataclass of ``mode`` with ``seed`` and ``overrides`` (a ``generalisation`` dict is turned into
+    :class:`Generalisation`); an unknown setting is a one-line error naming it."""
+    overrides = dict(overrides or {})
+    kind = {"template": GPConfig, "tree": TreeConfig, "combine": TreeConfig, "surrogate": SurrogateConfig}.get(mode)
+    if kind is None:
+        raise LPZeroError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+    known = {f.name for f in fields(kind)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise LPZeroError(f"mode {mode}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    if isinstance(overrides.get("generalisation"), dict):
+        overrides["generalisation"] = Generalisation(**overrides["generalisation"])
+    for key in ("chains", "constants", "inputs", "init_height"):
+        if key in overrides:
+            overrides[key] = tuple(overrides[key])
+    if mode == "combine":
+        return combine_config(seed=seed, **overrides)
+    return kind(seed=seed, **overrides)
+
+
+def lexicographic(scores: np.ndarray, cache) -> np.ndarray | None:
+    """Ranks of the order (n_layers, hidden, score) over all architectures, or None without those descriptors."""
+    d = cache.descriptors
+    if "n_layers" not in d or "hidden" not in d:
+        return None
+    order = np.lexsort((scores, d["hidden"].to_numpy(float), d["n_layers"].to_numpy(float)))
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(len(order))
+    return ranks
+
+
+def _run_one(mode: str, caches: list, config, progress: bool) -> tuple[object, dict, dict[str, float]]:
+    """(proxy with ``evaluate(cache)``, JSON details, seconds per architecture per benchmark)."""
+    if mode in ("template", "surrogate") and len(caches) > 1:
+        raise LPZeroError(f"mode {mode} searches one benchmark; use tree or combine for a multi-benchmark search")
+    if mode == "template":
+        result = search(caches[0], config, progress=progress)
+        details = {"fitness": result.fitness, "rejected": result.rejected, "evaluations": result.evaluations,
+                   "formula": result.best.formula(), "wall_seconds": result.wall_seconds}
+        return result.best, details, {caches[0].name: float(np.mean(caches[0].extract_seconds))}
+    if mode == "surrogate":
+        result = surrogate_search(caches[0], config)
+        details = {"columns": list(result.proxy.columns), "dropped": list(result.dropped), "fit_spearman": result.fit,
+                   "validation_spearman": result.validation, "search_spearman": result.search,
+                   "wall_seconds": result.wall_seconds}
+        seconds = sum(float(np.mean(caches[0].baseline_seconds[c])) for c in result.proxy.columns
+                      if c in caches[0].baseline_seconds)
+        return result.proxy, details, {caches[0].name: seconds}
+    result = tree_search(caches, config, progress=progress)
+    details = {"chosen": result.chosen.row(), "candidates": [a.row() for a in result.candidates],
+               "pareto": [a.row() for a in result.pareto], "rejected": result.rejected,
+               "evaluations": result.evaluations, "distinct": result.distinct, "history": result.history,
+               "wall_seconds": result.wall_seconds}
+    return result.proxy, details, {c.name: result.chosen.cost for c in caches}
+
+
+def _seed_rows(mode: str, seed: int, proxy, caches: list, seconds: dict, wall: float) -> list[dict]:
+    rows = []
+    for cache in caches:
+        scores = proxy.evaluate(cache)
+        s, h, t = cache.search_ids, cache.heldout_ids, cache.target
+        lex = lexicographic(scores, cache)
+        rows.append({"mode": mode, "seed": seed, "benchmark": cache.name, "proxy": str(proxy),
+                     "search_spearman": metrics.spearman(scores[s], t[s]),
+                     "search_kendall": metrics.kendall(scores[s], t[s]),
+                     "heldout_spearman": metrics.spearman(scores[h], t[h]),
+                     "heldout_kendall": metrics.kendall(scores[h], t[h]),
+                     "top10_kendall": metrics.top_k(scores[h], t[h], 0.10),
+                     "strata_kendall": metrics.stratified(scores[h], t[h], cache.strata[h]),
+                     "lex_kendall": np.nan if lex is None else metrics.kendall(lex[h], t[h]),
+                     "seconds_per_arch": seconds[cache.name], "wall_seconds": wall})
+        rows[-1]["gap"] = rows[-1]["search_spearman"] - rows[-1]["heldout_spearman"]
+    return rows
+
+
+def run_mode(mode: str, caches, out: str | Path | None = None, seeds=DEFAULT_SEEDS, overrides: dict | None = None,
+             progress: bool = False, n_resamples: int = 1000) -> dict:
+    """Search with ``mode`` once per seed on ``caches`` (one cache, or a list for a multi-benchmark tree/combine
+    search), score on every benchmark, write the run folder (see the module docstring) when ``out`` is given,
+    and return the summary dict."""
+    caches = list(caches) if isinstance(caches, (list, tuple)) else [caches]
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise LPZeroError("run_mode needs at least one seed")
+    out = None if out is None else Path(out)
+    rows, proxies = [], {}
+    for seed in seeds:
+        config = config_for(mode, seed, overrides)
+        proxy, details, seconds = _run_one(mode, caches, config, progress)
+        proxies[seed] = proxy
+        rows += _seed_rows(mode, seed, proxy, caches, seconds, details["wall_seconds"])
+        if out is not None:
+            settings = config_json(config) if mode == "template" else json.loads(json.dumps(asdict(config)))
+            payload = {"mode": mode, "seed": seed, "proxy": str(proxy), "config": settings, **details}
+            atomic_write_text(out / f"seed{seed}" / "proxy.json",
+                              json.dumps(payload, indent=2, ensure_ascii=False, default=float))
+    table = pd.DataFrame(rows)
+    search_rho = table.groupby("seed")["search_spearman"].min()
+    found = {seed: str(proxies[seed]) for seed in seeds}
+    votes = pd.Series(found).value_counts()
+    chosen = max(seeds, key=lambda s: (votes[found[s]], np.nan_to_num(search_rho[s], nan=-np.inf), -s))
+    summary = {"mode": mode, "seeds": seeds, "overrides": overrides or {}, "benchmarks": [c.name for c in caches],
+               "choice_rule": "the proxy most seeds found; ties: highest search-split Spearman ρ (min over "
+                              "benchmarks), then lower seed",
+               "chosen_seed": chosen, "chosen_proxy": str(proxies[chosen]), "per_benchmark": {}}
+    for cache in caches:
+        part = table[table["benchmark"] == cache.name]
+        stats = {m: {"median": float(part[m].median()), "min": float(part[m].min()), "max": float(part[m].max())}
+                 for m in METRICS}
+        scores = proxies[chosen].evaluate(cache)
+        heldout = row(f"{mode} (seed {chosen})", mode, scores, cache, cache.heldout_ids,
+                      float(part["seconds_per_arch"].iloc[seeds.index(chosen)]), chosen, n_resamples)
+        lex = lexicographic(scores, cache)
+        heldout["lex_kendall"] = np.nan if lex is None else metrics.kendall(lex[cache.heldout_ids],
+                                                                            cache.target[cache.heldout_ids])
+        summary["per_benchmark"][cache.name] = {"over_seeds": stats, "chosen_row": heldout}
+    if out is not None:
+        atomic_write_text(out / "seeds.csv", table.to_csv(index=False))
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False, default=float))
+    summary["table"] = table
+    return summary
