@@ -169,7 +169,7 @@ def _manifest_key(text: str) -> str | None:
         return None
 
 
-def extract(benchmark: Benchmark, ids: list[int] | None = None, batch_size: int | None = None,
+def extract(benchmark: Benchmark, ids: list[int] | None = None, *, batch_size: int | None = None,
             seq_len: int | None = None, seed: int = 0, workers: int = 1, scheduler: str | None = None,
             directory: str | Path | None = None, with_baselines: bool = True, progress: bool = True,
             device: str = "cpu") -> Path:

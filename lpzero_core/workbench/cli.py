@@ -141,9 +141,12 @@ def cmd_extract(args) -> int:
     if benchmark.name == "flexibert" and (args.seq_len or 0) > MAX_POSITIONS:  # GPT-2 LTS checks its own
         raise LPZeroError(f"--seq-len {args.seq_len}: FlexiBERT models have {MAX_POSITIONS} positions; use ≤ "
                           f"{MAX_POSITIONS}")
+    if args.scheduler:
+        import distributed  # noqa: F401  (loads distributed's config defaults, which setting one of its keys needs)
     with dask.config.set({"distributed.comm.timeouts.connect": CONNECT_TIMEOUT}):
-        directory = extract(benchmark, ids, args.batch_size, args.seq_len, args.seed, args.workers, args.scheduler,
-                            args.cache, not args.no_baselines, device=args.device)
+        directory = extract(benchmark, ids, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed,
+                            workers=args.workers, scheduler=args.scheduler, directory=args.cache,
+                            with_baselines=not args.no_baselines, device=args.device)
     print(f"cache: {directory}")
     return 0
 

@@ -63,8 +63,8 @@ def prepare_cache(benchmark: str, variant: str | None = None, *, archs: str | No
         return extract.open_cache(benchmark, seed=seed, directory=directory, allow_partial=allow_partial,
                                   n_archs=n_archs, n_search=n_search)
     bench = benchmarks.get(benchmark, variant, target=target, higher_is_better=higher_is_better)
-    directory = extract.extract(bench, extract.parse_archs(archs, len(bench)), batch_size, seq_len, seed, workers,
-                                directory=directory, progress=progress)
+    directory = extract.extract(bench, extract.parse_archs(archs, len(bench)), batch_size=batch_size,
+                                seq_len=seq_len, seed=seed, workers=workers, directory=directory, progress=progress)
     return StatsCache.load(directory, allow_partial)
 
 
