@@ -24,20 +24,17 @@ from collections import Counter
 
 import numpy as np
 
-from lpzero_core.search.ops import SCALAR_OPS
+from lpzero_core.search.ops import BINARY_OPS, UNARY_OPS
 from lpzero_core.search.proxy import Proxy
-
-_CONSTANT_ON_SCALAR = frozenset({"softmax", "logsoftmax", "normalize", "min_max_normalize", "to_std_scalar"})
-_COMMUTATIVE = frozenset({"element_wise_sum", "element_wise_product", "matrix_multiplication"})
 
 
 def constant_by_construction(ops: tuple[str, ...]) -> bool:
     """Whether a branch's per-site value cannot depend on its input."""
     scalar = False
     for name in ops:
-        if scalar and name in _CONSTANT_ON_SCALAR:
+        if scalar and UNARY_OPS[name].constant_on_scalar:
             return True
-        scalar = scalar or name in SCALAR_OPS
+        scalar = scalar or UNARY_OPS[name].scalar
     return bool(ops) and ops[-1] == "normalize"
 
 
@@ -48,7 +45,7 @@ def canonical_key(proxy: Proxy) -> tuple:
                 for k in (0, 1) if not proxy.dropped(k)]
     if len(branches) == 1:
         return ("single", branches[0], proxy.agg)
-    if proxy.binary in _COMMUTATIVE:
+    if BINARY_OPS[proxy.binary].commutative:
         branches.sort()
     return (proxy.binary, *branches, proxy.agg)
 

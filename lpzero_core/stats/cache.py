@@ -37,7 +37,7 @@ from lpzero_core.files import PROJECT_ROOT, atomic_write
 from lpzero_core.search.ops import INPUTS, SCALAR_OPS, TABLE_INDEX, apply_chain, estimate_chain
 
 #: bump when the meaning of stored statistics changes; part of every cache key
-EXTRACTION_VERSION = 1
+EXTRACTION_VERSION = 2  # 2: branch tables computed in float64 (ops.branch_table), was float32 chains
 SAMPLE_ROWS, SAMPLE_COLS = 16, 128
 
 
