@@ -41,7 +41,7 @@ from lpzero_core.search.pruning import RPS
 from lpzero_core.stats import benchmarks
 from lpzero_core.stats.benchmarks import synthetic
 from lpzero_core.stats.cache import StatsCache, cache_dir
-from lpzero_core.stats.extract import extract, extract_one, one_thread, proxy_inputs, settings
+from lpzero_core.stats.extract import extract, extract_one, heap_reuse, proxy_inputs, settings, torch_threads
 
 REAL = ("flexibert", "gpt2-wt103")
 
@@ -127,7 +127,7 @@ def forward_backward_seconds(benchmark, i: int, config: dict) -> float:
     """A bare forward + backward of architecture ``i`` on the extraction batch (model built outside the timer)."""
     batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
     model = benchmark.build(i, config["seed"])
-    with one_thread():
+    with torch_threads(1), heap_reuse():  # as extraction runs
         benchmark.loss(model, batch).backward()  # warm-up: first-call allocations
         model.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
@@ -145,9 +145,11 @@ def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:
         bare = forward_backward_seconds(benchmark, i, config)
         extract_one(name, benchmark.variant, bare_config, i)  # warm-up (text batch, allocator)
         _, _, meta = extract_one(name, benchmark.variant, config, i)
+        baselines = sum(meta["baseline_seconds"].values())
         rows.append({"benchmark": name, "arch": i, "params M": benchmark.descriptors(i)["params_total"] / 1e6,
-                     "fwd+bwd s": bare, "statistics s": meta["seconds"],
-                     "overhead ×": meta["seconds"] / bare, "baselines s": sum(meta["baseline_seconds"].values())})
+                     "fwd+bwd s": bare, "statistics s": meta["seconds"], "baselines s": baselines,
+                     "total s": meta["seconds"] + baselines, "statistics overhead ×": meta["seconds"] / bare,
+                     "total overhead ×": (meta["seconds"] + baselines) / bare})
     total = {"benchmark": name, "architectures": len(benchmark)}
     try:
         cache = StatsCache.load(cache_dir(config))
@@ -186,9 +188,8 @@ def sample_fidelity(name: str, n_archs: int = 30, n_proxies: int = 5, seed: int 
             proxies[str(proxy)] = proxy
     batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
     direct = {key: [] for key in proxies}
-    torch.set_flush_denormal(True)
     for position in positions:
-        with one_thread():
+        with torch_threads(1):
             inputs = proxy_inputs(benchmark, benchmark.build(cache.manifest["indices"][position], seed), batch)
         for key, proxy in proxies.items():
             direct[key].append(proxy.score_tensors(inputs))

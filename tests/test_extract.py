@@ -28,7 +28,6 @@ def test_released_proxies_from_cache_equal_direct(name, tmp_path):
     config = settings(benchmark, 1, 16, 0, False)
     batch = benchmark.batch(config["batch_size"], config["seq_len"], 0)
     for position, i in enumerate(ids):
-        torch.set_flush_denormal(True)
         inputs = proxy_inputs(benchmark, benchmark.build(i, 0), batch)
         assert all(len(inputs[x]) > 0 for x in inputs), "every input must be live"
         assert any(g.abs().max() > 1e-4 for g in inputs["grad"]), "gradients must carry signal"
@@ -70,6 +69,17 @@ def test_dask_workers_give_the_same_statistics(tmp_path):
         assert a.keys() == b.keys()
         for k in a:
             np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_extraction_leaves_no_process_state(tmp_path):
+    """In-process extraction runs on one thread with glibc's heap tuned, and restores the caller's thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        extract(benchmarks.get("flexibert"), [3], directory=tmp_path, **TINY)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_parse_archs():
