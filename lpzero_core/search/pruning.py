@@ -14,7 +14,12 @@ Dynamic rules (on the first ``k`` search architectures, before the rest are scor
 
 * ``non_finite`` — a value is NaN or ±inf;
 * ``zero``       — a value is exactly 0 (the original's error marker);
-* ``constant``   — the first k values are all equal.
+* ``constant``   — the first k values are all equal;
+* ``numerically_constant`` — their relative spread (max − min) / max |value| is below ``RESOLUTION`` = 1e-9, what
+  the tables resolve: a branch table entry is a float64 mean of up to ~10⁷ elements, reproducible to ~1e-12
+  relative under another summation order (~1e-11 for the worst-conditioned chains), and 1e-9 ≈ 10⁷ · 2⁻⁵³ bounds
+  even a naive float64 sum of that many terms. A smaller spread may be rounding, whose order of architectures a
+  CPU with another SIMD width could reverse; the fitness must never rank it.
 
 After a full evaluation, ``undefined_correlation`` marks a fitness that is NaN (with RPS on or off).
 """
@@ -26,6 +31,8 @@ import numpy as np
 
 from lpzero_core.search.ops import BINARY_OPS, UNARY_OPS
 from lpzero_core.search.proxy import Proxy
+
+RESOLUTION = 1e-9
 
 
 def constant_by_construction(ops: tuple[str, ...]) -> bool:
@@ -81,6 +88,8 @@ class RPS:
             return self._reject("zero")
         if len(first_values) >= 2 and (first_values == first_values[0]).all():
             return self._reject("constant")
+        if len(first_values) >= 2 and np.ptp(first_values) < RESOLUTION * np.abs(first_values).max():
+            return self._reject("numerically_constant")
         return None
 
     def undefined(self) -> str:
