@@ -89,7 +89,8 @@ def cmd_search(args) -> int:
           f"{summary['search']['kendall']:.4f}   |  evaluations {result.evaluations}, "
           f"rejected {sum(result.rejected.values())}, {result.wall_seconds:.1f} s")
     print(f"held-out (n={len(heldout)}):")
-    print(evaluation.to_markdown(table[columns].head(args.top)))
+    shown = (table["kind"] == "searched") | (table.index < args.top)  # the top rows and, always, the searched one
+    print(evaluation.to_markdown(table.loc[shown, columns]))
     print(f"wrote {out}/best.json, summary.json, history.csv")
     return 0
 
