@@ -125,12 +125,15 @@ def test_branch_table_equals_float64_reference(name):
 
 def test_branch_table_is_exact_where_the_reference_is_rounding_noise():
     """On zeros, invert gives the constant 1/ε, whose float64 mean differs from it by an ulp: the reference's
-    normalize of it is then noise of order 1, where the table gives the exact 0; every other entry agrees."""
+    normalize of it is then noise of order 1, where the table gives the exact 0; every other entry agrees. And
+    mean(normalize(x)) is exactly 0, not the reference's noise of order 1e-17."""
     table, reference = ops.branch_table(torch.zeros(4, 5)), _reference_table(torch.zeros(4, 5))
     row, column = ops.TABLE_INDEX["element_wise_invert"], ops.TABLE_INDEX["normalize"]
     assert table[row, column] == 0.0 and abs(reference[row, column]) > 0.1
     reference[row, column] = 0.0
     torch.testing.assert_close(table, reference, rtol=1e-9, atol=1e-12, equal_nan=True)
+    x = SITES["normal"]
+    assert (ops.branch_table(x)[ops.TABLE_INDEX["normalize"], ops.TABLE_INDEX["no_op"]] == 0.0).item()  # not ~1e-17
 
 
 def test_branch_table_does_not_depend_on_summation_order():

@@ -303,7 +303,12 @@ def branch_table(x: Tensor) -> Tensor:
     reference :func:`branch_tables`.
     """
     x = x.detach().double()
-    return torch.stack([_row(UNARY[first](x)) for first in TABLE_OPS])
+    return torch.stack([_row(UNARY[first](x), _EXACT_MEAN.get(first)) for first in TABLE_OPS])
+
+
+#: first ops whose output has a known mean: mean(normalize(x)) ≡ 0 (its NaN → 0 rule covers a constant x);
+#: computed, it would be rounding noise of order 1e-17 that varies from site to site
+_EXACT_MEAN = {"normalize": 0.0}
 
 
 def _direct_row(y: Tensor) -> Tensor:
@@ -311,10 +316,10 @@ def _direct_row(y: Tensor) -> Tensor:
     return torch.stack([UNARY[second](y).mean(dtype=torch.float64) for second in TABLE_OPS])
 
 
-def _row(y: Tensor) -> Tensor:
+def _row(y: Tensor, mean: float | None = None) -> Tensor:
     """``mean(op_j(y))`` for every op j, for a float64 ``y`` of n elements viewed as [rows, columns] (softmax runs
     over rows, dim 0). With m = mean y, v = unbiased var y (two-pass), lo = min y, and, per column c, its max M_c,
-    s = y − M_c ≤ 0 and E_c = Σ_rows e^s ≥ 1, for finite y:
+    s = y − M_c ≤ 0 and E_c = Σ_rows e^s ≥ 1, for finite y (``mean``: m when known exactly):
 
     * no_op = to_mean_scalar = normalized_sum = m; revert = −m; to_std_scalar = √v; pow = mean(y²) =
       v (n−1)/n + m²; frobenius = √(n · mean(y²)); abs = l1 = mean|y|;
@@ -331,7 +336,7 @@ def _row(y: Tensor) -> Tensor:
     n = y.numel()
     if n < 2:
         return _direct_row(y)
-    mean = y.sum() / n
+    mean = y.sum() / n if mean is None else torch.tensor(mean, dtype=y.dtype)
     var = (y - mean).square().sum() / (n - 1)
     if not torch.isfinite(var):
         return _direct_row(y)
