@@ -139,11 +139,9 @@ def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:
     """Per-architecture costs, the projected total and the Dask speed-up for one benchmark."""
     benchmark = benchmarks.get(name)
     config = settings(benchmark)
-    bare_config = {**config, "baselines": False}
     rows = []
     for i in quantile_archs(benchmark):
-        bare = forward_backward_seconds(benchmark, i, config)
-        extract_one(name, benchmark.variant, bare_config, i)  # warm-up (text batch, allocator)
+        bare = forward_backward_seconds(benchmark, i, config)  # also warms the text batch up
         _, _, meta = extract_one(name, benchmark.variant, config, i)
         baselines = sum(meta["baseline_seconds"].values())
         rows.append({"benchmark": name, "arch": i, "params M": benchmark.descriptors(i)["params_total"] / 1e6,
@@ -162,6 +160,8 @@ def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:
     total["2 workers min (÷2)"] = total["1 worker min"] / 2
     total["target min"] = {"flexibert": 20.0, "gpt2-wt103": 30.0}[name]
 
+    if n_dask == 0:
+        return rows, total, {}
     ids = quantile_archs(benchmark, np.linspace(0.3, 0.7, n_dask))  # typical models: start-up amortised as in a run
     walls = {}
     for workers in (1, 2):
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="GP seeds per setting")
     parser.add_argument("--benchmarks", nargs="+", choices=REAL, default=list(REAL))
     parser.add_argument("--dask-archs", type=int, default=8,
-                        help="architectures in the Dask speed-up run (worker start-up, ~10-30 s, is included)")
+                        help="architectures in the Dask speed-up run (worker start-up, ~10-30 s, is included; 0: skip)")
     parser.add_argument("--json", default="runs/bench.json", help="also write every figure here")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average "
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
         per_arch, totals, dask = [], [], []
         for name in args.benchmarks:
             rows, total, speedup = extraction_rows(name, args.dask_archs)
-            per_arch, totals, dask = per_arch + rows, totals + [total], dask + [speedup]
+            per_arch, totals, dask = per_arch + rows, totals + [total], dask + ([speedup] if speedup else [])
         figures["extraction per architecture (one thread)"] = per_arch
         figures["extraction total"] = totals
         figures["Dask 2 workers vs 1"] = dask

@@ -336,12 +336,12 @@ def _row(y: Tensor, mean: float | None = None) -> Tensor:
     n = y.numel()
     if n < 2:
         return _direct_row(y)
-    mean = y.sum() / n if mean is None else torch.tensor(mean, dtype=y.dtype)
+    mean = y.sum() / n if mean is None else y.new_tensor(mean)
     var = (y - mean).square().sum() / (n - 1)
     if not torch.isfinite(var):
         return _direct_row(y)
     direct = lambda name: UNARY[name](y).sum() / n
-    zero, log_one = torch.zeros((), dtype=y.dtype), torch.tensor(math.log(1.0 + EPS), dtype=y.dtype)
+    zero, log_one = y.new_tensor(0.0), y.new_tensor(math.log(1.0 + EPS))
     columns = y.reshape(y.shape[0], -1)
     top = columns.amax(dim=0)
     shifted = columns - top
@@ -362,7 +362,7 @@ def _row(y: Tensor, mean: float | None = None) -> Tensor:
         "frobenius_norm": (square * n).sqrt(),
         "element_wise_normalized_sum": mean,
         "l1_norm": absolute,
-        "softmax": torch.tensor(1.0 / columns.shape[0], dtype=y.dtype),
+        "softmax": y.new_tensor(1.0 / columns.shape[0]),
         "sigmoid": direct("sigmoid"),
         "logsoftmax": (shifted.sum() - columns.shape[0] * exp_sums.log().sum()) / n,
         "element_wise_sqrt": zero if nonpositive else direct("element_wise_sqrt"),

@@ -118,7 +118,7 @@ def extract_one(name: str, variant: str, config: dict, i: int, device: str = "cp
     """Tables, samples and metadata of architecture ``i`` (runs on a Dask worker or in-process, single-threaded).
 
     ``device="cuda"`` runs the model and the tables on the GPU (the baselines stay on the CPU); results then
-    match a CPU run to floating-point tolerance, not bit for bit.
+    match a CPU run to floating-point tolerance, not bit for bit. Untested so far: not yet run or timed on a GPU.
     """
     with torch_threads(1), heap_reuse():
         return _extract_one(name, variant, config, i, device)
