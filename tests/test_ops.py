@@ -92,9 +92,10 @@ def test_op_table_entries_are_complete_and_true():
         enclosed = op.formula == "{}" or any(d in op.formula for d in ("({})", "|{}|", "‖{}‖"))
         assert op.bracket == (not enclosed), name
     for name, op in ops.BINARY_OPS.items():
-        assert op.prior > 0 and op.symbol and isinstance(op.commutative, bool), name
+        assert op.prior > 0 and op.symbol and all(isinstance(f, bool) for f in (op.commutative, op.cancels)), name
         x, y = torch.tensor(3.0), torch.tensor(-2.0)
         assert torch.equal(op.fn(x, y), op.fn(y, x)) == op.commutative, name
+        assert (op.fn(x, -x if name == "element_wise_sum" else x) == 0).item() == op.cancels, name
 
 
 def _reference_table(x):

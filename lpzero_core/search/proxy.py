@@ -32,6 +32,7 @@ from lpzero_core.search.ops import (
     BINARY_OPS,
     INPUT_SYMBOL,
     INPUTS,
+    RESOLUTION,
     UNARY,
     UNARY_OPS,
     apply_chain,
@@ -141,12 +142,17 @@ class Proxy:
 
     # -- evaluation ----------------------------------------------------------------------------------------
     def combine(self, b1: np.ndarray | None, b2: np.ndarray | None) -> np.ndarray:
-        """Binary op on per-site values (``None`` = dropped branch); matrix multiplication of scalars = product."""
+        """Binary op on per-site values (``None`` = dropped branch); matrix multiplication of scalars = product.
+        A finite sum or difference below ``RESOLUTION`` · (|b1| + |b2|) is what the tables cannot resolve (e.g. one
+        quantity computed two ways, minus itself): it is 0, never rounding noise."""
         if b1 is None or b2 is None:
             return b2 if b1 is None else b1
         if self.binary == "matrix_multiplication":
             return b1 * b2
-        return BINARY[self.binary](b1, b2)
+        value = BINARY[self.binary](b1, b2)
+        if BINARY_OPS[self.binary].cancels:
+            value = np.where(np.isfinite(value) & (np.abs(value) <= RESOLUTION * (np.abs(b1) + np.abs(b2))), 0.0, value)
+        return value
 
     def score_tensors(self, inputs: dict[str, list[torch.Tensor]]) -> float:
         """The proxy computed directly from one model's per-site tensors (the reference for the cache path)."""

@@ -15,11 +15,11 @@ Dynamic rules (on the first ``k`` search architectures, before the rest are scor
 * ``non_finite`` — a value is NaN or ±inf;
 * ``zero``       — a value is exactly 0 (the original's error marker);
 * ``constant``   — the first k values are all equal;
-* ``numerically_constant`` — their relative spread (max − min) / max |value| is below ``RESOLUTION`` = 1e-9, what
-  the tables resolve: a branch table entry is a float64 mean of up to ~10⁷ elements, reproducible to ~1e-12
-  relative under another summation order (~1e-11 for the worst-conditioned chains), and 1e-9 ≈ 10⁷ · 2⁻⁵³ bounds
-  even a naive float64 sum of that many terms. A smaller spread may be rounding, whose order of architectures a
-  CPU with another SIMD width could reverse; the fitness must never rank it.
+* ``numerically_constant`` — their relative spread (max − min) / max |value| is below ``ops.RESOLUTION`` = 1e-9,
+  what the tables resolve (a float64 mean of up to ~10⁷ elements is reproducible to ~1e-12 relative under another
+  summation order; 1e-9 ≈ 10⁷ · 2⁻⁵³ bounds even a naive float64 sum). A smaller spread may be rounding, whose
+  order of architectures a CPU with another SIMD width could reverse; the fitness must never rank it. (A sum or
+  difference of branches that cancels below that resolution is read as 0 by ``Proxy.combine``: ``zero``.)
 
 After a full evaluation, ``undefined_correlation`` marks a fitness that is NaN (with RPS on or off).
 """
@@ -29,10 +29,8 @@ from collections import Counter
 
 import numpy as np
 
-from lpzero_core.search.ops import BINARY_OPS, UNARY_OPS
+from lpzero_core.search.ops import BINARY_OPS, RESOLUTION, UNARY_OPS
 from lpzero_core.search.proxy import Proxy
-
-RESOLUTION = 1e-9
 
 
 def constant_by_construction(ops: tuple[str, ...]) -> bool:
