@@ -6,8 +6,9 @@ Sections (``--only`` picks some; every figure is measured now, none is read from
   branch, warm = branches memoised), wall time of the default GP (population 80 + 1000 iterations) over seeds,
   and the RPS ablation (architectures scored and final search fitness with vs without RPS, same seeds); the
   ablation is repeated on every complete real-benchmark cache found under the cache root.
-* ``extract`` — per benchmark, on architectures at the 10/50/90 % quantiles of the parameter count: a bare
-  forward+backward of the model vs the extraction of its statistics (tables + samples) and vs the baselines, all on
+* ``extract`` — per benchmark, on architectures at the 10/50/90 % quantiles of the parameter count, side by side in
+  one run: a bare forward+backward of the model, the extraction of its statistics (model build, forward+backward,
+  tables + samples), the baselines, their total, and the overhead ratios statistics / bare and total / bare, all on
   one torch thread as extraction runs; the projected single-worker total (Σ over all architectures of the
   per-architecture times of a complete cache's metadata, or the quantile sample's mean × N when incomplete);
   and the Dask speed-up of 2 workers over 1 on the same architectures (cluster start-up included).

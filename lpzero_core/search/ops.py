@@ -1,4 +1,5 @@
-"""Primitive operations of the LPZero search space: 21 unary and 4 binary ops, one registry each.
+"""Primitive operations of the LPZero search space: 21 unary and 4 binary ops, one table each (``UNARY_OPS``,
+``BINARY_OPS``), and the branch table of a site.
 
 Conventions
 -----------
@@ -8,6 +9,8 @@ Conventions
 * Non-finite values are *not* repaired here (except where a formula says so, e.g. ``normalize``: NaN → 0):
   they propagate, and the proxy evaluation detects and reports them.
 * ``std`` is the unbiased sample standard deviation (correction 1), so it is NaN on a single element.
+* The branch table (``branch_table``) runs every chain in float64 and accumulates every mean in float64; its
+  entries are resolved to ``RESOLUTION`` (relative), below which RPS and ``Proxy.combine`` treat values as equal.
 * ``disconnect`` is not a function of its input: it marks a dropped branch (the binary op then returns the other
   branch; both dropped is invalid). Its registry entry is ``None``.
 """

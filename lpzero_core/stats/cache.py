@@ -9,7 +9,8 @@ Layout of a cache directory::
 
 Each architecture file holds, per proxy input ``X`` with ``S`` sites:
 
-* ``table.X``  float64 [20, 20, S]  ``mean(op_j(op_i(X[s])))`` for every two-op chain (``ops.branch_table``);
+* ``table.X``  float64 [20, 20, S]  ``mean(op_j(op_i(X[s])))`` for every two-op chain, computed in float64
+  (``ops.branch_table``);
 * ``sample.X`` float32 [S, R, C]    a bounded, seeded sample of each site (rows of dim 0 × columns of the rest),
   used only by chains longer than two ops;
 
