@@ -6,8 +6,9 @@ Sections (``--only`` picks some; every figure is measured now, none is read from
   branch, warm = branches memoised), wall time of the default GP (population 80 + 1000 iterations) over seeds,
   and the RPS ablation (architectures scored and final search fitness with vs without RPS, same seeds); the
   ablation is repeated on every complete real-benchmark cache found under the cache root.
-* ``extract`` — per benchmark, on architectures at the 10/50/90 % quantiles of the parameter count: a bare
-  forward+backward of the model vs the extraction of its statistics (tables + samples) and vs the baselines, all on
+* ``extract`` — per benchmark, on architectures at the 10/50/90 % quantiles of the parameter count, side by side in
+  one run: a bare forward+backward of the model, the extraction of its statistics (model build, forward+backward,
+  tables + samples), the baselines, their total, and the overhead ratios statistics / bare and total / bare, all on
   one torch thread as extraction runs; the projected single-worker total (Σ over all architectures of the
   per-architecture times of a complete cache's metadata, or the quantile sample's mean × N when incomplete);
   and the Dask speed-up of 2 workers over 1 on the same architectures (cluster start-up included).
@@ -41,7 +42,7 @@ from lpzero_core.search.pruning import RPS
 from lpzero_core.stats import benchmarks
 from lpzero_core.stats.benchmarks import synthetic
 from lpzero_core.stats.cache import StatsCache, cache_dir
-from lpzero_core.stats.extract import extract, extract_one, one_thread, proxy_inputs, settings
+from lpzero_core.stats.extract import extract, extract_one, heap_reuse, proxy_inputs, settings, torch_threads
 
 REAL = ("flexibert", "gpt2-wt103")
 
@@ -127,7 +128,7 @@ def forward_backward_seconds(benchmark, i: int, config: dict) -> float:
     """A bare forward + backward of architecture ``i`` on the extraction batch (model built outside the timer)."""
     batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
     model = benchmark.build(i, config["seed"])
-    with one_thread():
+    with torch_threads(1), heap_reuse():  # as extraction runs
         benchmark.loss(model, batch).backward()  # warm-up: first-call allocations
         model.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
@@ -139,15 +140,15 @@ def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:
     """Per-architecture costs, the projected total and the Dask speed-up for one benchmark."""
     benchmark = benchmarks.get(name)
     config = settings(benchmark)
-    bare_config = {**config, "baselines": False}
     rows = []
     for i in quantile_archs(benchmark):
-        bare = forward_backward_seconds(benchmark, i, config)
-        extract_one(name, benchmark.variant, bare_config, i)  # warm-up (text batch, allocator)
+        bare = forward_backward_seconds(benchmark, i, config)  # also warms the text batch up
         _, _, meta = extract_one(name, benchmark.variant, config, i)
+        baselines = sum(meta["baseline_seconds"].values())
         rows.append({"benchmark": name, "arch": i, "params M": benchmark.descriptors(i)["params_total"] / 1e6,
-                     "fwd+bwd s": bare, "statistics s": meta["seconds"],
-                     "overhead ×": meta["seconds"] / bare, "baselines s": sum(meta["baseline_seconds"].values())})
+                     "fwd+bwd s": bare, "statistics s": meta["seconds"], "baselines s": baselines,
+                     "total s": meta["seconds"] + baselines, "statistics overhead ×": meta["seconds"] / bare,
+                     "total overhead ×": (meta["seconds"] + baselines) / bare})
     total = {"benchmark": name, "architectures": len(benchmark)}
     try:
         cache = StatsCache.load(cache_dir(config))
@@ -160,6 +161,8 @@ def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:
     total["2 workers min (÷2)"] = total["1 worker min"] / 2
     total["target min"] = {"flexibert": 20.0, "gpt2-wt103": 30.0}[name]
 
+    if n_dask == 0:
+        return rows, total, {}
     ids = quantile_archs(benchmark, np.linspace(0.3, 0.7, n_dask))  # typical models: start-up amortised as in a run
     walls = {}
     for workers in (1, 2):
@@ -186,9 +189,8 @@ def sample_fidelity(name: str, n_archs: int = 30, n_proxies: int = 5, seed: int 
             proxies[str(proxy)] = proxy
     batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
     direct = {key: [] for key in proxies}
-    torch.set_flush_denormal(True)
     for position in positions:
-        with one_thread():
+        with torch_threads(1):
             inputs = proxy_inputs(benchmark, benchmark.build(cache.manifest["indices"][position], seed), batch)
         for key, proxy in proxies.items():
             direct[key].append(proxy.score_tensors(inputs))
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seeds", type=int, default=3, help="GP seeds per setting")
     parser.add_argument("--benchmarks", nargs="+", choices=REAL, default=list(REAL))
     parser.add_argument("--dask-archs", type=int, default=8,
-                        help="architectures in the Dask speed-up run (worker start-up, ~10-30 s, is included)")
+                        help="architectures in the Dask speed-up run (worker start-up, ~10-30 s, is included; 0: skip)")
     parser.add_argument("--json", default="runs/bench.json", help="also write every figure here")
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; load average "
@@ -229,7 +231,7 @@ def main(argv: list[str] | None = None) -> None:
         per_arch, totals, dask = [], [], []
         for name in args.benchmarks:
             rows, total, speedup = extraction_rows(name, args.dask_archs)
-            per_arch, totals, dask = per_arch + rows, totals + [total], dask + [speedup]
+            per_arch, totals, dask = per_arch + rows, totals + [total], dask + ([speedup] if speedup else [])
         figures["extraction per architecture (one thread)"] = per_arch
         figures["extraction total"] = totals
         figures["Dask 2 workers vs 1"] = dask

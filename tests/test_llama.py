@@ -35,6 +35,7 @@ from lpzero_core.llama import (
 from lpzero_core.llama.evaluate import TASK_DIR
 from lpzero_core.llama.model import ATTENTION_PROJECTIONS, MLP_PROJECTIONS
 from lpzero_core.search.proxy import Proxy
+from lpzero_core.stats.extract import torch_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = ROOT / "notebooks" / "04_llama_downstream.ipynb"
@@ -44,10 +45,8 @@ VARIANTS = ["full", "proxy", "uniform", "magnitude", "random-1"]
 
 @pytest.fixture(autouse=True, scope="module")
 def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield
 
 
 def random_llama(mlp_bias: bool = False, seed: int = 0):

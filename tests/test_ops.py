@@ -76,20 +76,80 @@ def test_binary_ops():
     assert torch.equal(ops.BINARY["matrix_multiplication"](m, m), torch.eye(2) * 4)
 
 
-@pytest.mark.parametrize("x", [torch.randn(7, 5, generator=torch.Generator().manual_seed(1)), torch.tensor(2.5), X])
-def test_branch_table_matches_chains(x):
-    table = ops.branch_table(x)
-    for i, first in enumerate(ops.TABLE_OPS):
-        for j, second in enumerate(ops.TABLE_OPS):
-            direct = ops.site_mean(ops.apply_chain(x, (first, second)))
-            assert np.isclose(table[i, j].item(), direct, rtol=1e-9, atol=1e-12, equal_nan=True), (first, second)
+def test_op_table_entries_are_complete_and_true():
+    """Every op has every field, and the flags say what the function does (on a matrix and on two scalars)."""
+    matrix = torch.randn(4, 3, generator=torch.Generator().manual_seed(0))
+    scalars = torch.tensor(2.5), torch.tensor(-1.3)
+    for name, op in ops.UNARY_OPS.items():
+        assert op.prior > 0 and all(isinstance(f, bool) for f in (op.bracket, op.scalar, op.constant_on_scalar)), name
+        if op.fn is None:
+            assert name == "disconnect"
+            continue
+        assert op.formula.count("{}") == 1, name
+        assert (op.fn(matrix).dim() == 0) == op.scalar, name
+        a, b = (op.fn(s) for s in scalars)
+        assert bool(torch.equal(a, b) or (a.isnan() and b.isnan())) == op.constant_on_scalar, name
+        enclosed = op.formula == "{}" or any(d in op.formula for d in ("({})", "|{}|", "‖{}‖"))
+        assert op.bracket == (not enclosed), name
+    for name, op in ops.BINARY_OPS.items():
+        assert op.prior > 0 and op.symbol and all(isinstance(f, bool) for f in (op.commutative, op.cancels)), name
+        x, y = torch.tensor(3.0), torch.tensor(-2.0)
+        assert torch.equal(op.fn(x, y), op.fn(y, x)) == op.commutative, name
+        assert (op.fn(x, -x if name == "element_wise_sum" else x) == 0).item() == op.cancels, name
+
+
+def _reference_table(x):
+    """T[i, j] = mean(op_j(op_i(x))) computed op by op in float64: the definition of the branch table."""
+    x = x.double()
+    return torch.tensor([[float(apply_chain(x, (first, second)).mean()) for second in ops.TABLE_OPS]
+                         for first in ops.TABLE_OPS], dtype=torch.float64)
+
+
+_G = torch.Generator().manual_seed(1)
+SITES = {
+    "normal": torch.randn(7, 5, 3, generator=_G),
+    "edges": torch.tensor([[0.0, -3.0, 5e6, 0.0], [2.5, -7e5, 0.0, 1e-3], [-1e-30, 4.0, 80.0, -0.5]]),
+    "large": 1e4 * torch.randn(6, 9, generator=_G) + 3e4,
+    "negative": -torch.rand(5, 4, generator=_G),
+    "one_row": torch.randn(1, 8, generator=_G),
+    "vector": torch.randn(11, generator=_G),
+    "scalar": torch.tensor(2.5),
+    "with_nan": X,
+}
+
+
+@pytest.mark.parametrize("name", SITES)
+def test_branch_table_equals_float64_reference(name):
+    table, reference = ops.branch_table(SITES[name]), _reference_table(SITES[name])
+    torch.testing.assert_close(table, reference, rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_branch_table_is_exact_where_the_reference_is_rounding_noise():
+    """On zeros, invert gives the constant 1/ε, whose float64 mean differs from it by an ulp: the reference's
+    normalize of it is then noise of order 1, where the table gives the exact 0; every other entry agrees. And
+    mean(normalize(x)) is exactly 0, not the reference's noise of order 1e-17."""
+    table, reference = ops.branch_table(torch.zeros(4, 5)), _reference_table(torch.zeros(4, 5))
+    row, column = ops.TABLE_INDEX["element_wise_invert"], ops.TABLE_INDEX["normalize"]
+    assert table[row, column] == 0.0 and abs(reference[row, column]) > 0.1
+    reference[row, column] = 0.0
+    torch.testing.assert_close(table, reference, rtol=1e-9, atol=1e-12, equal_nan=True)
+    x = SITES["normal"]
+    assert (ops.branch_table(x)[ops.TABLE_INDEX["normalize"], ops.TABLE_INDEX["no_op"]] == 0.0).item()  # not ~1e-17
+
+
+def test_branch_table_does_not_depend_on_summation_order():
+    """Rows permuted (every entry is invariant to that) give the same table to ~1e-12 (float64 accumulation); the
+    worst entry, mean(1/logsoftmax) whose terms near 0 amplify an ulp of the log-sum-exp, differs by ~1e-11."""
+    x = torch.randn(64, 300, generator=torch.Generator().manual_seed(3)) * 5 + 1
+    permuted = x[torch.randperm(64, generator=torch.Generator().manual_seed(4))]
+    torch.testing.assert_close(ops.branch_table(permuted), ops.branch_table(x), rtol=1e-10, atol=1e-15, equal_nan=True)
 
 
 def test_branch_tables_batched_equals_single():
     stack = torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(2))
     batched = ops.branch_tables(stack)
     for n in range(3):
-        torch.testing.assert_close(batched[n], ops.branch_table(stack[n]), equal_nan=True, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(batched[n], ops.branch_table(stack[n]), equal_nan=True, rtol=1e-9, atol=1e-12)
 
 
 def test_site_mean_never_overflows_the_summation():

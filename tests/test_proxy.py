@@ -4,6 +4,7 @@ import torch
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.search.gp import GPConfig, random_proxy
+from lpzero_core.search.ops import TABLE_INDEX, branch_table
 from lpzero_core.search.proxy import RELEASED, Proxy
 from lpzero_core.stats.benchmarks.base import INPUTS
 
@@ -87,3 +88,17 @@ def test_non_finite_values_are_reported_not_averaged(synthetic_cache):
     proxy = Proxy.parse("sum(weight.exp.exp, act.abs)@mean")  # exp(exp(x)) overflows on large entries
     scores = proxy.evaluate(synthetic_cache)
     assert not np.isfinite(scores).all()
+
+
+def test_a_cancelling_sum_below_the_table_resolution_is_zero():
+    """‖H‖_F read from the table two ways (the scalar op, and the moment identity √(n · mean(H²))) agree to
+    rounding; their difference is then 0, not noise that a fitness could rank."""
+    proxy = Proxy.parse("difference(head.frobenius_norm.no_op, head.no_op.frobenius_norm)@mean")
+    x = torch.randn(6, 50, generator=torch.Generator().manual_seed(0)) * 7 + 3
+    table = branch_table(x)
+    b1 = np.array([table[TABLE_INDEX["frobenius_norm"], TABLE_INDEX["no_op"]].item()])
+    b2 = np.array([table[TABLE_INDEX["no_op"], TABLE_INDEX["frobenius_norm"]].item()])
+    assert abs(b1 - b2)[0] < 1e-12 * b1[0]
+    assert proxy.combine(b1, b2)[0] == 0.0
+    assert proxy.combine(b1, b2 * (1 + 1e-6))[0] != 0.0  # a resolved difference is kept
+    assert Proxy.parse("product(head.abs, act.abs)@mean").combine(np.array([1e-10]), np.array([1.0]))[0] == 1e-10

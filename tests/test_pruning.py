@@ -30,8 +30,8 @@ def test_duplicate_rule_uses_canonical_form():
 def test_constant_by_construction():
     assert constant_by_construction(("l1_norm", "logsoftmax"))
     assert constant_by_construction(("to_mean_scalar", "to_std_scalar"))
-    assert constant_by_construction(("abs", "normalize"))
-    assert not constant_by_construction(("normalize", "abs"))
+    assert constant_by_construction(("element_wise_abs", "normalize"))
+    assert not constant_by_construction(("normalize", "element_wise_abs"))
     assert not constant_by_construction(("frobenius_norm", "element_wise_log"))
 
 
@@ -39,6 +39,7 @@ def test_constant_by_construction():
     ("non_finite", [1.0, np.nan, 2.0, 3.0]),
     ("zero", [1.0, 0.0, 2.0, 3.0]),
     ("constant", [2.0, 2.0, 2.0, 2.0]),
+    ("numerically_constant", [2.0, 2.0 + 1e-12, 2.0 - 3e-13, 2.0]),
 ])
 def test_dynamic_rules_fire(rule, values):
     rps = RPS()
@@ -50,6 +51,25 @@ def test_dynamic_rule_stops_after_k_architectures(synthetic_cache):
     rps = RPS(k=4)
     ev = evaluate_candidate(Proxy.parse("sum(weight.exp.exp, act.invert.exp)@mean"), synthetic_cache, rps)
     assert ev.rejected_by == "non_finite" and ev.evaluations == 4
+
+
+class _RoundingNoiseCache:
+    """A cache whose softmax-of-activations branch is 1/rows (exactly constant) plus float32-like rounding noise,
+    as the old float32 tables stored it."""
+
+    search_ids = np.arange(8)
+    target = np.arange(8.0)
+
+    def branch(self, name, ops):
+        values = 0.125 * (1 + 1e-10 * np.sin(np.arange(8.0))) if ops[0] == "softmax" else np.arange(1.0, 9.0)
+        return values[:, None], np.ones(8, dtype=int)
+
+
+def test_numerically_constant_rule_rejects_rounding_noise():
+    noise = Proxy.parse("sum(act.softmax.no_op, weight.abs.disconnect)@mean")
+    assert evaluate_candidate(noise, _RoundingNoiseCache(), RPS(k=4)).rejected_by == "numerically_constant"
+    signal = Proxy.parse("sum(act.abs.no_op, weight.abs.disconnect)@mean")
+    assert evaluate_candidate(signal, _RoundingNoiseCache(), RPS(k=4)).rejected_by == ""
 
 
 def test_rps_off_keeps_only_undefined_proxies():

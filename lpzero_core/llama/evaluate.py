@@ -61,6 +61,7 @@ from lpzero_core.llama.model import bbc_split, calibration_batch, load_model, te
 from lpzero_core.llama.search import DEFAULT_PROXY, Budget, random_configs, score, search
 from lpzero_core.llama.space import LONAS_RATIOS, SubnetSpace
 from lpzero_core.search.proxy import Proxy
+from lpzero_core.stats.extract import torch_threads
 from lpzero_core.workbench.evaluation import to_markdown
 
 TASK_DIR = Path(__file__).resolve().parent / "tasks"
@@ -212,7 +213,7 @@ def run(model: str = "tiny", budget: float = 0.75, *, budget_of: str = "mlp", ra
     """
     tasks = list(tasks or (LOCAL_TASKS if model == "tiny" else (*COMMONSENSE, "wikitext")))
     specs = [resolve_task(t) for t in tasks]  # fail on a missing task file before any model work
-    with _threads(threads):
+    with torch_threads(threads):
         parent, tokenizer = (tiny_model(seed, tiny_steps, device) if model == "tiny"
                              else load_model(model, device, dtype))
         proxy = Proxy.parse(proxy)
@@ -282,14 +283,3 @@ def conclusion(summary: pd.DataFrame, budget: float) -> str:
         f"- **Mean accuracy**: {verdict('accuracy', True)}.",
     ])
 
-
-@contextmanager
-def _threads(n: int | None):
-    """``torch.set_num_threads(n)`` inside the block (``None``: unchanged)."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)

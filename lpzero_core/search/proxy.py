@@ -26,24 +26,21 @@ import numpy as np
 import torch
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.search.ops import ALIASES, BINARY, INPUTS, SCALAR_OPS, UNARY, apply_chain, site_mean
+from lpzero_core.search.ops import (
+    ALIASES,
+    BINARY,
+    BINARY_OPS,
+    INPUT_SYMBOL,
+    INPUTS,
+    RESOLUTION,
+    UNARY,
+    UNARY_OPS,
+    apply_chain,
+    site_mean,
+)
 
 AGGREGATIONS = ("mean", "sum")
-SYMBOL = {"act": "A", "grad": "G", "head": "H", "softmax": "P", "weight": "W", "jacobian": "J"}
-UNARY_FORMAT = {
-    "element_wise_log": "log({})", "element_wise_abslog": "log|{}|", "element_wise_abs": "|{}|",
-    "element_wise_pow": "{}²", "element_wise_exp": "exp({})", "normalize": "z({})", "element_wise_relu": "relu({})",
-    "element_wise_invert": "1/{}", "frobenius_norm": "‖{}‖_F", "element_wise_normalized_sum": "Σ({})/n",
-    "l1_norm": "‖{}‖₁/n", "softmax": "softmax({})", "sigmoid": "σ({})", "logsoftmax": "logsoftmax({})",
-    "element_wise_sqrt": "√{}", "element_wise_revert": "−{}", "min_max_normalize": "minmax({})",
-    "to_mean_scalar": "mean({})", "to_std_scalar": "std({})", "no_op": "{}",
-}
-BINARY_SYMBOL = {"element_wise_sum": "+", "element_wise_difference": "−", "element_wise_product": "·",
-                  "matrix_multiplication": "@"}
 _STRING = re.compile(r"^\s*(?P<binary>[\w]+)\s*\((?P<b1>[^,()]*),(?P<b2>[^,()]*)\)\s*(@\s*(?P<agg>\w+))?\s*$")
-
-
-_PREFIX_OPS = frozenset({"element_wise_pow", "element_wise_invert", "element_wise_sqrt", "element_wise_revert"})
 
 
 def _atomic(text: str) -> bool:
@@ -131,26 +128,31 @@ class Proxy:
         return "disconnect" in self.ops[k]
 
     def _branch_formula(self, k: int) -> str:
-        text = SYMBOL[self.inputs[k]]
+        text = INPUT_SYMBOL[self.inputs[k]]
         for name in self.ops[k]:
-            operand = text if name not in _PREFIX_OPS or _atomic(text) else f"({text})"
-            text = UNARY_FORMAT[name].format(operand)
-        return text if self.ops[k] and self.ops[k][-1] in SCALAR_OPS else f"mean({text})"
+            op = UNARY_OPS[name]
+            text = op.formula.format(f"({text})" if op.bracket and not _atomic(text) else text)
+        return text if self.ops[k] and UNARY_OPS[self.ops[k][-1]].scalar else f"mean({text})"
 
     def formula(self) -> str:
         """Readable formula, e.g. ``mean_l[ ‖W²‖₁/n + mean(softmax(G)²) ]``."""
         live = [k for k in (0, 1) if not self.dropped(k)]
-        body = f" {BINARY_SYMBOL[self.binary]} ".join(self._branch_formula(k) for k in live) or "∅"
+        body = f" {BINARY_OPS[self.binary].symbol} ".join(self._branch_formula(k) for k in live) or "∅"
         return f"{self.agg}_l[ {body} ]"
 
     # -- evaluation ----------------------------------------------------------------------------------------
     def combine(self, b1: np.ndarray | None, b2: np.ndarray | None) -> np.ndarray:
-        """Binary op on per-site values (``None`` = dropped branch); matrix multiplication of scalars = product."""
+        """Binary op on per-site values (``None`` = dropped branch); matrix multiplication of scalars = product.
+        A finite sum or difference below ``RESOLUTION`` · (|b1| + |b2|) is what the tables cannot resolve (e.g. one
+        quantity computed two ways, minus itself): it is 0, never rounding noise."""
         if b1 is None or b2 is None:
             return b2 if b1 is None else b1
         if self.binary == "matrix_multiplication":
             return b1 * b2
-        return BINARY[self.binary](b1, b2)
+        value = BINARY[self.binary](b1, b2)
+        if BINARY_OPS[self.binary].cancels:
+            value = np.where(np.isfinite(value) & (np.abs(value) <= RESOLUTION * (np.abs(b1) + np.abs(b2))), 0.0, value)
+        return value
 
     def score_tensors(self, inputs: dict[str, list[torch.Tensor]]) -> float:
         """The proxy computed directly from one model's per-site tensors (the reference for the cache path)."""
@@ -160,7 +162,7 @@ class Proxy:
                 branches.append(None)
                 continue
             sites = inputs[self.inputs[k]]
-            branches.append(np.array([site_mean(apply_chain(t, self.ops[k])) for t in sites], dtype=np.float64))
+            branches.append(np.array([site_mean(apply_chain(t.double(), self.ops[k])) for t in sites]))
         if branches[0] is None and branches[1] is None:
             raise LPZeroError(f"proxy {self}: both branches are disconnected")
         if branches[0] is not None and branches[1] is not None:

@@ -14,7 +14,12 @@ Dynamic rules (on the first ``k`` search architectures, before the rest are scor
 
 * ``non_finite`` — a value is NaN or ±inf;
 * ``zero``       — a value is exactly 0 (the original's error marker);
-* ``constant``   — the first k values are all equal.
+* ``constant``   — the first k values are all equal;
+* ``numerically_constant`` — their relative spread (max − min) / max |value| is below ``ops.RESOLUTION`` = 1e-9,
+  what the tables resolve (a float64 mean of up to ~10⁷ elements is reproducible to ~1e-12 relative under another
+  summation order; 1e-9 ≈ 10⁷ · 2⁻⁵³ bounds even a naive float64 sum). A smaller spread may be rounding, whose
+  order of architectures a CPU with another SIMD width could reverse; the fitness must never rank it. (A sum or
+  difference of branches that cancels below that resolution is read as 0 by ``Proxy.combine``: ``zero``.)
 
 After a full evaluation, ``undefined_correlation`` marks a fitness that is NaN (with RPS on or off).
 """
@@ -24,20 +29,17 @@ from collections import Counter
 
 import numpy as np
 
-from lpzero_core.search.ops import SCALAR_OPS
+from lpzero_core.search.ops import BINARY_OPS, RESOLUTION, UNARY_OPS
 from lpzero_core.search.proxy import Proxy
-
-_CONSTANT_ON_SCALAR = frozenset({"softmax", "logsoftmax", "normalize", "min_max_normalize", "to_std_scalar"})
-_COMMUTATIVE = frozenset({"element_wise_sum", "element_wise_product", "matrix_multiplication"})
 
 
 def constant_by_construction(ops: tuple[str, ...]) -> bool:
     """Whether a branch's per-site value cannot depend on its input."""
     scalar = False
     for name in ops:
-        if scalar and name in _CONSTANT_ON_SCALAR:
+        if scalar and UNARY_OPS[name].constant_on_scalar:
             return True
-        scalar = scalar or name in SCALAR_OPS
+        scalar = scalar or UNARY_OPS[name].scalar
     return bool(ops) and ops[-1] == "normalize"
 
 
@@ -48,7 +50,7 @@ def canonical_key(proxy: Proxy) -> tuple:
                 for k in (0, 1) if not proxy.dropped(k)]
     if len(branches) == 1:
         return ("single", branches[0], proxy.agg)
-    if proxy.binary in _COMMUTATIVE:
+    if BINARY_OPS[proxy.binary].commutative:
         branches.sort()
     return (proxy.binary, *branches, proxy.agg)
 
@@ -84,6 +86,8 @@ class RPS:
             return self._reject("zero")
         if len(first_values) >= 2 and (first_values == first_values[0]).all():
             return self._reject("constant")
+        if len(first_values) >= 2 and np.ptp(first_values) < RESOLUTION * np.abs(first_values).max():
+            return self._reject("numerically_constant")
         return None
 
     def undefined(self) -> str:

@@ -9,7 +9,8 @@ Layout of a cache directory::
 
 Each architecture file holds, per proxy input ``X`` with ``S`` sites:
 
-* ``table.X``  float64 [20, 20, S]  ``mean(op_j(op_i(X[s])))`` for every two-op chain (``ops.branch_table``);
+* ``table.X``  float64 [20, 20, S]  ``mean(op_j(op_i(X[s])))`` for every two-op chain, computed in float64
+  (``ops.branch_table``);
 * ``sample.X`` float32 [S, R, C]    a bounded, seeded sample of each site (rows of dim 0 × columns of the rest),
   used only by chains longer than two ops;
 
@@ -39,7 +40,8 @@ from lpzero_core.files import PROJECT_ROOT, atomic_write
 from lpzero_core.search.ops import INPUTS, SCALAR_OPS, TABLE_INDEX, apply_chain, estimate_chain
 
 #: bump when the meaning of stored statistics changes; part of every cache key
-EXTRACTION_VERSION = 1
+EXTRACTION_VERSION = 3  # 2: branch tables computed in float64 (ops.branch_table), was float32 chains; 3: a checksum
+#                        of the tensors in every architecture file (same tensors as 2)
 SAMPLE_ROWS, SAMPLE_COLS = 16, 128
 
 

@@ -46,17 +46,39 @@ def settings(benchmark: Benchmark, batch_size: int | None = None, seq_len: int |
     return config if benchmark.source is None else {**config, "source": benchmark.source}
 
 
-def reuse_freed_memory() -> None:
-    """glibc only: serve large allocations from the heap and keep freed memory there, instead of mapping fresh
-    pages (and faulting them in) for every temporary tensor. The branch tables allocate hundreds of
-    temporaries per site; this makes them about 3× faster. Elsewhere it does nothing."""
+@contextmanager
+def torch_threads(n: int | None = 1):
+    """torch on ``n`` intra-op threads inside the block (``None``: unchanged), restored on exit. Extraction runs on
+    one thread: float reductions then sum in one fixed order, so an architecture's statistics are the same bits
+    in-process and on any Dask worker; parallelism comes from workers instead."""
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def heap_reuse():
+    """glibc only: inside the block, serve large allocations from the heap and keep freed memory there, instead of
+    mapping fresh pages (and faulting them in) for every temporary tensor; the branch tables allocate dozens of
+    temporaries per site and run ~1.3× faster. On exit both thresholds return to glibc's documented defaults
+    (128 KiB; glibc's dynamic mmap threshold, off after any mallopt call, stays off). Elsewhere it does nothing."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
+        yield
         return
-    m_trim_threshold, m_mmap_threshold = -1, -3
+    m_trim_threshold, m_mmap_threshold, default = -1, -3, 128 * 1024
     libc.mallopt(m_mmap_threshold, 1 << 30)
     libc.mallopt(m_trim_threshold, 1 << 30)
+    try:
+        yield
+    finally:
+        libc.mallopt(m_mmap_threshold, default)
+        libc.mallopt(m_trim_threshold, default)
 
 
 @contextmanager
@@ -95,34 +117,20 @@ def proxy_inputs(benchmark: Benchmark, model: torch.nn.Module, batch: dict) -> d
             "jacobian": [record["embedding"][0].grad.detach()]}
 
 
-@contextmanager
-def one_thread():
-    """Run torch on one intra-op thread: float reductions then sum in one fixed order, so an architecture's
-    statistics are the same bits in-process and on any Dask worker. Parallelism comes from workers instead."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def extract_one(config: dict, i: int, device: str = "cpu") -> tuple[dict, dict, dict]:
     """Tables, samples and metadata of architecture ``i`` of the benchmark that the settings ``config`` describe
     (``benchmarks.rebuild``; runs on a Dask worker or in-process, single-threaded).
 
     ``device="cuda"`` runs the model and the tables on the GPU (the baselines stay on the CPU); results then
-    match a CPU run to floating-point tolerance, not bit for bit.
+    match a CPU run to floating-point tolerance, not bit for bit. Untested so far: not yet run or timed on a GPU.
     """
-    with one_thread():
+    with torch_threads(1), heap_reuse():
         return _extract_one(config, i, device)
 
 
 def _extract_one(config, i, device):
     if device == "cuda" and not torch.cuda.is_available():
         raise LPZeroError("--device cuda: no CUDA device is visible to torch; use --device cpu")
-    reuse_freed_memory()
-    torch.set_flush_denormal(True)  # subnormal intermediates (exp of large negatives, …) → 0: ~2× faster tables
     benchmark = benchmarks.rebuild(config)
     start = time.perf_counter()
     batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])

@@ -193,7 +193,8 @@ def cmd_search(args) -> int:
     print(f"search split (n={summary['search']['n']}): ρ {summary['search']['spearman']:.4f} τ "
           f"{summary['search']['kendall']:.4f}   |  evaluations {summary['evaluations']}, "
           f"rejected {sum(summary['rejected'].values())}, {summary['wall_seconds']:.1f} s")
-    _print_table(cache, table[columns].head(args.top))
+    shown = (table["kind"] == "searched") | (table.index < args.top)  # the top rows and, always, the searched one
+    _print_table(cache, table.loc[shown, columns])
     print(f"wrote {args.out}/best.json, summary.json, history.csv")
     return 0
 

@@ -30,7 +30,8 @@ from scipy import stats
 
 from lpzero_core.files import atomic_write
 from lpzero_core.search import metrics
-from lpzero_core.search.proxy import BINARY_SYMBOL, SYMBOL, UNARY_FORMAT, Proxy
+from lpzero_core.search.ops import BINARY_OPS, INPUT_SYMBOL, UNARY_OPS
+from lpzero_core.search.proxy import Proxy
 
 KIND_COLORS = {"searched": "#d62728", "lpzero": "#ff7f0e", "baseline": "#1f77b4", "structural": "#7f7f7f"}
 KIND_LABELS = {"searched": "searched (this run)", "lpzero": "LPZero released", "baseline": "zero-cost baseline",
@@ -265,7 +266,7 @@ _INPUT_NAMES = {"act": "activations", "grad": "gradients", "head": "head outputs
 def _op_label(name: str) -> str:
     """``element_wise_pow`` → ``pow  (x²)``: the op name and its formula on a placeholder."""
     short = name.replace("element_wise_", "")
-    formula = UNARY_FORMAT.get(name, "{}").format("x")
+    formula = UNARY_OPS[name].formula.format("x")
     return short if formula in ("x", short + "(x)") else f"{short}  {formula}"
 
 
@@ -286,7 +287,7 @@ def expression_tree(proxy: Proxy, title: str = "") -> plt.Figure:
                                                           alpha=alpha, zorder=1)
         top = levels - 1
         box(0.5, top, f"{proxy.agg} over sites l", "#fde0c5")
-        box(0.5, top - 1, f"{proxy.binary.replace('element_wise_', '')}  ({BINARY_SYMBOL[proxy.binary]})",
+        box(0.5, top - 1, f"{proxy.binary.replace('element_wise_', '')}  ({BINARY_OPS[proxy.binary].symbol})",
             "#f9c0c0")
         edge(0.5, top, 0.5, top - 1)
         for k, x in ((0, 0.27), (1, 0.73)):
@@ -299,7 +300,7 @@ def expression_tree(proxy: Proxy, title: str = "") -> plt.Figure:
                 y -= 1
                 box(x, y, _op_label(name), "#cfe2f3", alpha)
             edge(x, y, x, 0, alpha)
-            box(x, 0, f"{SYMBOL[proxy.inputs[k]]}: {_INPUT_NAMES[proxy.inputs[k]]}", "#d9ead3", alpha)
+            box(x, 0, f"{INPUT_SYMBOL[proxy.inputs[k]]}: {_INPUT_NAMES[proxy.inputs[k]]}", "#d9ead3", alpha)
         ax.set_title(title or f"{proxy.formula()}", fontsize=10)
         fig.tight_layout()
     return fig
