@@ -141,8 +141,10 @@ def cmd_extract(args) -> int:
     if benchmark.name == "flexibert" and (args.seq_len or 0) > MAX_POSITIONS:  # GPT-2 LTS checks its own
         raise LPZeroError(f"--seq-len {args.seq_len}: FlexiBERT models have {MAX_POSITIONS} positions; use ≤ "
                           f"{MAX_POSITIONS}")
-    if args.scheduler:
-        import distributed  # noqa: F401  (loads distributed's config defaults, which setting one of its keys needs)
+    if args.scheduler or args.workers > 1:
+        # distributed registers its config defaults on import; imported inside the block below, they would be
+        # dropped again when dask.config.set restores the config on exit (KeyError 'distributed' at shutdown)
+        import distributed  # noqa: F401
     with dask.config.set({"distributed.comm.timeouts.connect": CONNECT_TIMEOUT}):
         directory = extract(benchmark, ids, batch_size=args.batch_size, seq_len=args.seq_len, seed=args.seed,
                             workers=args.workers, scheduler=args.scheduler, directory=args.cache,
