@@ -2,6 +2,7 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -170,12 +171,6 @@ def test_nwot_two_layer_linear_by_hand():
     assert math.isfinite(expected) and run(LINEAR, "nwot") == pytest.approx(expected, rel=1e-12)
 
 
-def test_params_counts_modules():
-    for i, config in enumerate(ATTENTION.configs):
-        assert run(ATTENTION, "params", i) == encoder_params(**config)
-    assert run(LINEAR, "params") == 5 * 16 + 16 * 3
-
-
 def test_grad_norm_matches_manual_autograd():
     model = ATTENTION.build(1)
     ATTENTION.loss(model, ATTENTION.batch()).backward()
@@ -216,6 +211,10 @@ def test_structural():
     s = baselines.structural(ATTENTION.descriptors(1))
     assert s["n_layers_hidden"] == 1e6 + 24 and s["params_total"] == encoder_params(**ATTENTION.configs[1])
     assert set(s) == set(baselines.STRUCTURAL)
+    table = pd.DataFrame([ATTENTION.descriptors(0), ATTENTION.descriptors(1)])  # the same, over a cache's rows
+    over_rows = baselines.structural(table)
+    assert over_rows.keys() == s.keys() and all(over_rows[k][1] == s[k] for k in s)
+    assert "params" not in baselines.BASELINES  # the network count is params_total, not a second row
 
 
 # -- every baseline, through compute ------------------------------------------------------------------------------

@@ -18,6 +18,8 @@ between
 <!-- /results:second -->
 text after
 """
+#: the table settings of the tests without the search modes
+QUICK = dict(n_resamples=50, progress=False, with_modes=False)
 REQUIRED = ["proxy", "kendall", "spearman", "kendall_ci_low", "kendall_ci_high", "top10_kendall", "strata_kendall",
             "partial_spearman", "seconds_per_arch"]
 
@@ -30,7 +32,7 @@ def caches(synthetic_cache):
 def test_tables_transfer_and_readme(caches, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(README)
-    tables = write_results(caches, tmp_path / "results", tmp_path / "runs", readme, n_resamples=50, progress=False)
+    tables = write_results(caches, tmp_path / "results", tmp_path / "runs", readme, **QUICK)
     for name, cache in caches.items():
         table = pd.read_csv(tmp_path / "results" / f"{name}.csv")
         assert set(REQUIRED) <= set(table.columns) and len(table) == len(tables[name])
@@ -47,7 +49,7 @@ def test_tables_transfer_and_readme(caches, tmp_path):
 
 def test_rerun_is_identical(caches, tmp_path):
     for run in ("a", "b"):
-        write_results(caches, tmp_path / run, tmp_path / f"runs-{run}", None, n_resamples=50, progress=False)
+        write_results(caches, tmp_path / run, tmp_path / f"runs-{run}", None, **QUICK)
     for name in caches:
         assert (tmp_path / "a" / f"{name}.csv").read_bytes() == (tmp_path / "b" / f"{name}.csv").read_bytes()
 
@@ -56,7 +58,7 @@ def test_missing_readme_block_writes_nothing(caches, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text(README.replace("<!-- results:second -->\n", ""))
     with pytest.raises(LPZeroError, match="results:second"):
-        write_results(caches, tmp_path / "results", tmp_path / "runs", readme, n_resamples=50, progress=False)
+        write_results(caches, tmp_path / "results", tmp_path / "runs", readme, **QUICK)
     assert not (tmp_path / "results").exists() and readme.read_text() == README.replace("<!-- results:second -->\n", "")
 
 
@@ -86,10 +88,37 @@ def test_default_search_runs_once_for_results_and_notebook_02(caches, tmp_path, 
     monkeypatch.setattr(results, "DEFAULT_SEARCH", small)
     calls, search = [], gp.search
     monkeypatch.setattr(runs.gp, "search", lambda *a, **k: calls.append(1) or search(*a, **k))
-    write_results(caches, tmp_path / "results", tmp_path / "runs", None, n_resamples=50, progress=False)
+    write_results(caches, tmp_path / "results", tmp_path / "runs", None, **QUICK)
     assert len(calls) == len(caches)
     for name, cache in caches.items():
         summary = experiments.run_search(cache, small, tmp_path / "runs" / name)
         assert summary == json.loads((tmp_path / "runs" / name / "summary.json").read_text())
-    write_results(caches, tmp_path / "results", tmp_path / "runs", None, n_resamples=50, progress=False)
+    write_results(caches, tmp_path / "results", tmp_path / "runs", None, **QUICK)
     assert len(calls) == len(caches), "notebook 02 and a second `make results` reuse the run"
+
+
+TINY_MODES = {"tree": {"population": 12, "offspring": 12, "generations": 2},
+              "combine": {"population": 12, "offspring": 12, "generations": 2},
+              "template": {"population": 10, "iterations": 20}}
+
+
+def test_mode_rows_multi_benchmark_row_and_gap_table(caches, tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("".join(f"<!-- results:{n} -->\n<!-- /results:{n} -->\n<!-- results:{n}-modes -->\n"
+                              f"<!-- /results:{n}-modes -->\n" for n in caches))
+    tables = write_results(caches, tmp_path / "results", tmp_path / "runs", readme, n_resamples=20, progress=False,
+                           mode_settings=TINY_MODES)
+    names = list(caches)
+    for name, table in tables.items():
+        kinds = dict(zip(table["proxy"], table["kind"]))
+        for mode in ("tree", "combine", "surrogate"):
+            assert [k for p, k in kinds.items() if p.startswith(f"{mode} (seed ")] == ["mode"]
+        assert [k for p, k in kinds.items() if p.startswith(f"tree on {' + '.join(names)}")] == ["multi"]
+        assert table["lex_kendall"].notna().any()
+        gap = pd.read_csv(tmp_path / "results" / f"{name}-modes.csv")
+        assert list(gap["mode"]) == ["template", "tree", "combine", "surrogate", f"tree on {' + '.join(names)}"]
+        assert (gap["seeds"] == 5).all() and gap["gap"].str.match(r"-?\d\.\d{3} \[").all()
+    assert (tmp_path / "runs" / "multi" / "modes" / "tree" / "seeds.csv").is_file()
+    text = readme.read_text()
+    assert text.count("| surrogate (seed") == len(caches)
+    assert text.count("| tree on first + second (seed") == len(caches)

@@ -11,7 +11,7 @@ size ↓, cost ↓) where cost is the extraction seconds per architecture of the
 
 Fitness of a tree on benchmark b (``resample``): F_b = (1 − w)·A_r[ρ(score, truth) on resample r of the fit fold]
 + w·ρ_strata(fit fold), with ρ_strata the size-weighted mean Spearman ρ within the benchmark's strata (e.g. depth ×
-width; 0 where undefined, e.g. for a purely structural score) and w = ``strata_weight`` (default 0: plain ρ); then
+width; 0 where undefined, e.g. for a purely structural score) and w = ``strata_weight`` (default 0.3; 0: plain ρ); then
 F = min_b F_b (or mean, ``aggregate``) − parsimony · size(simplified tree). The validation score is the same
 combination on the validation fold (without resampling). Only leaves present on every benchmark
 are offered. Rule-based pruning for trees, in order: ``constant_tree`` (the simplified tree reads no statistic),
@@ -82,7 +82,7 @@ class TreeConfig:
     rank: bool = True
     generalisation: Generalisation = field(default_factory=Generalisation)
     aggregate: str = "min"
-    strata_weight: float = 0.0
+    strata_weight: float = 0.3
     multi_objective: bool = False
     hall_of_fame: int = 20
     tolerance: float = 0.02

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from time import perf_counter
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -387,18 +388,12 @@ def eznas(benchmark: Benchmark, model: nn.Module, batch: dict) -> float:
     return total
 
 
-def params(benchmark: Benchmark, model: nn.Module, batch: dict) -> float:
-    """#Params of the built network: Σ numel over its distinct parameters (tied tensors once), as Serianni &
-    Kalita's "Number of Parameters" (spec §7.2.6). Orientation: bigger = better; higher = better."""
-    return float(sum(p.numel() for p in model.parameters()))
-
-
 #: network baselines, name -> f(benchmark, model, batch) -> float
 BASELINES: dict[str, Callable[[Benchmark, nn.Module, dict], float]] = {
     f.__name__: f
     for f in (synflow, logsynflow, snip, grasp, fisher, grad_norm, jacob_cov, nwot, synaptic_diversity,
               synaptic_saliency, attention_confidence, attention_importance, head_importance, head_confidence,
-              head_softmax_confidence, jacobian_score, jacobian_cosine, eznas, params)
+              head_softmax_confidence, jacobian_score, jacobian_cosine, eznas)
 }
 
 #: structural baselines, read from ``benchmark.descriptors(i)`` (no network)
@@ -409,14 +404,17 @@ STRUCTURAL = ("params_total", "params_decoder", "params_attention", "params_ffn"
 NAMES = STRUCTURAL + tuple(BASELINES)
 
 
-def structural(descriptors: dict) -> dict[str, float]:
+def structural(descriptors) -> dict:
     """Trivial structural baselines, all higher = better (bigger model): the descriptor values params_total,
-    params_decoder, params_attention, params_ffn, flops and n_layers, plus ``n_layers_hidden`` =
+    params_decoder, params_attention, params_ffn, flops and n_layers (those present), plus ``n_layers_hidden`` =
     n_layers · 1e6 + hidden, which orders architectures lexicographically by (n_layers, hidden) as long as
-    hidden < 1e6.
+    hidden < 1e6. ``descriptors`` is one architecture's (values: floats) or a table of them (a DataFrame:
+    values are arrays over its rows). The network's own parameter count is ``params_total``: no network
+    baseline repeats it.
     """
-    scores = {name: float(descriptors[name]) for name in STRUCTURAL[:-1]}
-    scores["n_layers_hidden"] = float(descriptors["n_layers"]) * 1e6 + float(descriptors["hidden"])
+    value = lambda name: np.asarray(descriptors[name], dtype=float)
+    scores = {name: value(name) for name in STRUCTURAL[:-1] if name in descriptors}
+    scores["n_layers_hidden"] = value("n_layers") * 1e6 + value("hidden")
     return scores
 
 
@@ -441,7 +439,7 @@ def compute(benchmark: Benchmark, i: int, batch: dict, seed: int = 0,
     scores, seconds = {}, {}
     for name in names:
         if name in STRUCTURAL:
-            scores[name], seconds[name] = trivial[name], trivial_seconds
+            scores[name], seconds[name] = float(trivial[name]), trivial_seconds
             continue
         model = benchmark.build(i, seed).to(device)
         start = perf_counter()

@@ -221,7 +221,7 @@ def cmd_evaluate(args) -> int:
         raise LPZeroError("evaluate: nothing to evaluate; pass --proxy, --baseline or --all")
     proxies = {text: load_proxy(text) for text in args.proxy or []}
     cache = _open(args)
-    table = evaluation.report(cache, proxies, baselines=args.all or bool(args.baseline), released=args.all,
+    table = evaluation.report(cache, proxies, with_baselines=args.all or bool(args.baseline), released=args.all,
                               seed=args.seed, n_resamples=args.bootstrap)
     if args.baseline and not args.all:
         unknown = set(args.baseline) - set(table["proxy"])

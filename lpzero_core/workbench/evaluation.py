@@ -2,8 +2,16 @@
 
 Per proxy (one row): Kendall τ-b and Spearman ρ with seeded bootstrap 95 % CIs, top-10/30/50 % τ (among the
 architectures best by ground truth), mean τ within strata (``cache.strata``), partial ρ controlling for the
-parameter count (``params_decoder`` where present, else ``params_total``) and the cost in seconds per
-architecture. All scores are oriented higher = better.
+parameter count (``params_decoder`` where present, else ``params_total``), ``lex_kendall`` — τ of the
+lexicographic order "(n_layers, hidden), then the proxy", i.e. what the proxy adds within the structure — and
+the cost in seconds per architecture. All scores are oriented higher = better.
+
+Kendall τ-b gains from ties: a score with few levels, such as (n_layers, hidden) with 4 levels on FlexiBERT,
+looks better by τ-b than a fully ordered score of the same quality. Compare proxies by Spearman ρ (mid-ranks),
+within-strata τ, top-k τ and partial ρ as well; the tables are sorted by τ only for continuity.
+
+A cache may hold network baselines this version no longer computes (``params``, which repeated the structural
+``params_total``): only those of ``stats.baselines.BASELINES`` become rows.
 """
 from __future__ import annotations
 
@@ -12,23 +20,29 @@ import pandas as pd
 
 from lpzero_core.search import metrics
 from lpzero_core.search.proxy import RELEASED, Proxy
+from lpzero_core.stats import baselines
 from lpzero_core.stats.cache import StatsCache
 
 COLUMNS = ("proxy", "kind", "kendall", "spearman", "kendall_ci_low", "kendall_ci_high", "spearman_ci_low",
            "spearman_ci_high", "top10_kendall", "top30_kendall", "top50_kendall", "strata_kendall",
-           "partial_spearman", "seconds_per_arch", "n")
+           "partial_spearman", "lex_kendall", "seconds_per_arch", "n")
 
 
 def structural_scores(cache: StatsCache) -> dict[str, np.ndarray]:
-    """Trivial structural baselines from the descriptors: n_layers, (n_layers, hidden) lexicographic encoded as
-    n_layers·10⁶ + hidden, and every parameter-count / FLOPs column present."""
+    """The trivial structural baselines (``stats.baselines.structural``) over every architecture of ``cache``."""
+    return baselines.structural(cache.descriptors)
+
+
+def lexicographic(scores: np.ndarray, cache: StatsCache) -> np.ndarray | None:
+    """Ranks of the order (n_layers, hidden, then ``scores``) over all architectures — structure first, the proxy
+    breaking ties within each (n_layers, hidden) stratum — or None where the cache has no such descriptors."""
     d = cache.descriptors
-    scores = {"n_layers": d["n_layers"].to_numpy(float),
-              "n_layers_hidden": (d["n_layers"] * 1e6 + d["hidden"]).to_numpy(float)}
-    for column in ("params_total", "params_decoder", "params_attention", "params_ffn", "flops"):
-        if column in d:
-            scores[column] = d[column].to_numpy(float)
-    return scores
+    if "n_layers" not in d or "hidden" not in d:
+        return None
+    order = np.lexsort((scores, d["hidden"].to_numpy(float), d["n_layers"].to_numpy(float)))
+    ranks = np.empty(len(order))
+    ranks[order] = np.arange(len(order))
+    return ranks
 
 
 def covariate(cache: StatsCache) -> np.ndarray:
@@ -40,6 +54,7 @@ def row(name: str, kind: str, scores: np.ndarray, cache: StatsCache, ids: np.nda
         seed: int = 0, n_resamples: int = 1000) -> dict:
     """One table row for ``scores`` (over all architectures) restricted to ``ids``."""
     s, t = np.asarray(scores, dtype=float)[ids], cache.target[ids]
+    lex = lexicographic(np.asarray(scores, dtype=float), cache)
     k_lo, k_hi = metrics.bootstrap_ci(s, t, "kendall", n_resamples, seed=seed)
     r_lo, r_hi = metrics.bootstrap_ci(s, t, "spearman", n_resamples, seed=seed)
     return {"proxy": name, "kind": kind, "kendall": metrics.kendall(s, t), "spearman": metrics.spearman(s, t),
@@ -48,10 +63,11 @@ def row(name: str, kind: str, scores: np.ndarray, cache: StatsCache, ids: np.nda
             "top50_kendall": metrics.top_k(s, t, 0.50),
             "strata_kendall": metrics.stratified(s, t, cache.strata[ids]),
             "partial_spearman": metrics.partial_spearman(s, t, covariate(cache)[ids]),
+            "lex_kendall": np.nan if lex is None else metrics.kendall(lex[ids], t),
             "seconds_per_arch": seconds, "n": len(ids)}
 
 
-def report(cache: StatsCache, proxies: dict[str, Proxy] | None = None, baselines: bool = True,
+def report(cache: StatsCache, proxies: dict[str, Proxy] | None = None, with_baselines: bool = True,
            released: bool = True, ids: np.ndarray | None = None, seed: int = 0,
            n_resamples: int = 1000) -> pd.DataFrame:
     """The results table on ``ids`` (default: held-out architectures), sorted by Kendall τ.
@@ -69,8 +85,8 @@ def report(cache: StatsCache, proxies: dict[str, Proxy] | None = None, baselines
     for name, proxy in named.items():
         rows.append(row(name, "searched" if name in (proxies or {}) else "lpzero", proxy.evaluate(cache), cache,
                         ids, extraction, seed, n_resamples))
-    if baselines:
-        for name in cache.baselines.columns:
+    if with_baselines:
+        for name in (c for c in cache.baselines.columns if c in baselines.BASELINES):
             seconds = float(cache.baseline_seconds[name].mean()) if name in cache.baseline_seconds else 0.0
             rows.append(row(name, "baseline", cache.baselines[name].to_numpy(float), cache, ids, seconds, seed,
                             n_resamples))

@@ -38,7 +38,7 @@ from lpzero_core.search.evolve import TreeConfig, combine_config, tree_search
 from lpzero_core.search.gp import GPConfig, config_json, search
 from lpzero_core.search.resample import Generalisation
 from lpzero_core.search.surrogate import SurrogateConfig, surrogate_search
-from lpzero_core.workbench.evaluation import row
+from lpzero_core.workbench.evaluation import lexicographic, row
 
 MODES = ("template", "tree", "combine", "surrogate")
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
@@ -65,17 +65,6 @@ def config_for(mode: str, seed: int, overrides: dict | None = None):
     if mode == "combine":
         return combine_config(seed=seed, **overrides)
     return kind(seed=seed, **overrides)
-
-
-def lexicographic(scores: np.ndarray, cache) -> np.ndarray | None:
-    """Ranks of the order (n_layers, hidden, score) over all architectures, or None without those descriptors."""
-    d = cache.descriptors
-    if "n_layers" not in d or "hidden" not in d:
-        return None
-    order = np.lexsort((scores, d["hidden"].to_numpy(float), d["n_layers"].to_numpy(float)))
-    ranks = np.empty(len(order))
-    ranks[order] = np.arange(len(order))
-    return ranks
 
 
 def _run_one(mode: str, caches: list, config, progress: bool) -> tuple[object, dict, dict[str, float]]:
@@ -159,9 +148,6 @@ def run_mode(mode: str, caches, out: str | Path | None = None, seeds=DEFAULT_SEE
         scores = proxies[chosen].evaluate(cache)
         heldout = row(f"{mode} (seed {chosen})", mode, scores, cache, cache.heldout_ids,
                       float(part["seconds_per_arch"].iloc[seeds.index(chosen)]), chosen, n_resamples)
-        lex = lexicographic(scores, cache)
-        heldout["lex_kendall"] = np.nan if lex is None else metrics.kendall(lex[cache.heldout_ids],
-                                                                            cache.target[cache.heldout_ids])
         summary["per_benchmark"][cache.name] = {"over_seeds": stats, "chosen_row": heldout}
     if out is not None:
         atomic_write_text(out / "seeds.csv", table.to_csv(index=False))

@@ -12,6 +12,13 @@ For every benchmark given (with its statistics cache):
    then the table), and the README block between ``<!-- results:<benchmark> -->`` and
    ``<!-- /results:<benchmark> -->`` replaced by the caption and the table's main columns.
 
+4. the search modes beyond the template (``workbench.modes``): ``tree``, ``combine`` and ``surrogate`` with
+   ``modes.DEFAULT_SEEDS`` each, one row per mode in the held-out table (the proxy chosen across seeds by the
+   stated rule, kind ``mode``) and, with two or more benchmarks, one ``tree`` search over all of them at once (kind
+   ``multi``), scored on each benchmark's held-out set; the template over the same seeds for comparison. The
+   search-split vs held-out gap of every mode, medians and ranges over the seeds, goes to
+   ``results/<benchmark>-modes.csv|md`` and the README block ``results:<benchmark>-modes``.
+
 A partial cache (``allow_partial``) is evaluated on the architectures it holds; the caption says how many.
 """
 from __future__ import annotations
@@ -26,11 +33,14 @@ from lpzero_core.files import atomic_write_text
 from lpzero_core.search.gp import GPConfig
 from lpzero_core.search.proxy import Proxy
 from lpzero_core.stats.cache import StatsCache
-from lpzero_core.workbench import evaluation
+from lpzero_core.workbench import evaluation, modes
 from lpzero_core.workbench.runs import search_run
 
-README_COLUMNS = ["proxy", "kind", "kendall", "kendall_ci_low", "kendall_ci_high", "spearman", "top10_kendall",
-                  "strata_kendall", "partial_spearman", "seconds_per_arch"]
+README_COLUMNS = ["proxy", "kind", "spearman", "kendall", "kendall_ci_low", "kendall_ci_high", "top10_kendall",
+                  "strata_kendall", "lex_kendall", "partial_spearman", "seconds_per_arch"]
+#: the modes of the gap table; all but the template also get a row in the held-out table
+MODES = ("template", "tree", "combine", "surrogate")
+GAP_COLUMNS = ("search_spearman", "heldout_spearman", "gap", "strata_kendall", "lex_kendall", "wall_seconds")
 #: the searched proxy of the tables (and of notebook 02's defaults)
 DEFAULT_SEARCH = GPConfig(seed=0)
 
@@ -52,18 +62,53 @@ def embed(readme: str, name: str, block: str) -> str:
     return pattern.sub(lambda m: m.group(1) + block.rstrip("\n") + "\n" + m.group(2), readme)
 
 
+def mode_runs(caches: dict[str, StatsCache], runs: str | Path, *, settings: dict | None = None,
+              n_resamples: int = 1000, progress: bool = False) -> tuple[dict[str, list[dict]], dict[str, pd.DataFrame]]:
+    """Every mode of ``MODES`` on every cache (and ``tree`` on all caches at once when there are two or more), each
+    over ``modes.DEFAULT_SEEDS`` with each mode's defaults (``settings``: per-mode overrides, e.g. smaller budgets
+    in tests), into ``runs/<benchmark>/modes/<mode>`` (``runs/multi/tree``). Returns the
+    held-out rows per benchmark and the gap table per benchmark (one row per mode: median [min, max] over seeds)."""
+    rows = {name: [] for name in caches}
+    gaps = {name: [] for name in caches}
+    searches = [(mode, [name]) for mode in MODES for name in caches]
+    if len(caches) > 1:
+        searches.append(("tree", list(caches)))
+    for mode, names in searches:
+        folder = Path(runs) / (names[0] if len(names) == 1 else "multi") / "modes" / mode
+        summary = modes.run_mode(mode, [caches[n] for n in names], folder, overrides=(settings or {}).get(mode),
+                                 n_resamples=n_resamples, progress=progress)
+        label = mode if len(names) == 1 else f"{mode} on {' + '.join(names)}"
+        for name in names:
+            part = summary["per_benchmark"][caches[name].name]
+            if mode != "template" or len(names) > 1:
+                chosen = {**part["chosen_row"], "proxy": f"{label} (seed {summary['chosen_seed']} of "
+                                                         f"{len(summary['seeds'])})",
+                          "kind": "mode" if len(names) == 1 else "multi"}
+                rows[name].append(chosen)
+            stats = part["over_seeds"]
+            gaps[name].append({"mode": label, "seeds": len(summary["seeds"]), "chosen_proxy": summary["chosen_proxy"],
+                               **{m: f"{stats[m]['median']:.3f} [{stats[m]['min']:.3f}, {stats[m]['max']:.3f}]"
+                                  for m in GAP_COLUMNS}})
+    return rows, {name: pd.DataFrame(g) for name, g in gaps.items()}
+
+
 def write_results(caches: dict[str, StatsCache], out: str | Path = "results", runs: str | Path = "runs/results",
-                  readme: str | Path | None = "README.md", n_resamples: int = 1000,
-                  progress: bool = True) -> dict[str, pd.DataFrame]:
+                  readme: str | Path | None = "README.md", n_resamples: int = 1000, progress: bool = True,
+                  with_modes: bool = True, mode_settings: dict | None = None) -> dict[str, pd.DataFrame]:
     """Search, evaluate and write the tables of the named caches (e.g. ``{"flexibert": open_cache("flexibert")}``);
     returns them. The README is checked for every block before anything is written."""
     text = Path(readme).read_text() if readme else None
     for name in caches if text is not None else ():
         embed(text, name, "")
+        if with_modes:
+            embed(text, f"{name}-modes", "")
     searched = {}
     for name, cache in caches.items():
         run = search_run(cache, DEFAULT_SEARCH, Path(runs) / name, force=True, progress=progress)
         searched[name] = Proxy.parse(run.summary["proxy"])
+    extra, gaps = ({}, {})
+    if with_modes:
+        extra, gaps = mode_runs(caches, runs, settings=mode_settings, n_resamples=n_resamples)
     tables, out = {}, Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, cache in caches.items():
@@ -71,11 +116,20 @@ def write_results(caches: dict[str, StatsCache], out: str | Path = "results", ru
         transfer = {f"searched on {other} (transfer)": p for other, p in searched.items() if other != name}
         table = evaluation.report(cache, proxies | transfer, n_resamples=n_resamples)
         table.loc[table["proxy"].isin(list(transfer)), "kind"] = "transfer"
+        if extra.get(name):
+            table = pd.concat([table, pd.DataFrame(extra[name])[list(table.columns)]], ignore_index=True)
+            table = table.sort_values("kendall", ascending=False, na_position="last").reset_index(drop=True)
         head = caption(cache, searched[name])
         atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
         atomic_write_text(out / f"{name}.md", f"{head}\n\n{evaluation.to_markdown(table)}\n")
         if text is not None:
             text = embed(text, name, f"{head}\n\n{evaluation.to_markdown(table[README_COLUMNS])}\n")
+        if name in gaps:
+            gap = gaps[name]
+            atomic_write_text(out / f"{name}-modes.csv", gap.to_csv(index=False))
+            atomic_write_text(out / f"{name}-modes.md", evaluation.to_markdown(gap) + "\n")
+            if text is not None:
+                text = embed(text, f"{name}-modes", evaluation.to_markdown(gap) + "\n")
         tables[name] = table
     if text is not None:
         atomic_write_text(Path(readme), text)
@@ -83,7 +137,7 @@ def write_results(caches: dict[str, StatsCache], out: str | Path = "results", ru
 
 
 #: ``BERT_results_activation.csv`` column → the baseline of this project computing the same quantity.
-PUBLISHED_COLUMNS = {"Number of Parameters": "params", "Synaptic Diversity": "synaptic_diversity",
+PUBLISHED_COLUMNS = {"Number of Parameters": "params_total", "Synaptic Diversity": "synaptic_diversity",
                      "Synaptic Saliency": "synaptic_saliency", "Activation Distance": "nwot",
                      "Jacobian Score": "jacobian_score", "Head Importance": "head_importance",
                      "Head Confidence": "head_confidence", "Head Softmax Confidence": "head_softmax_confidence"}
