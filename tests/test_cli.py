@@ -37,3 +37,28 @@ def test_bad_proxy_string(tmp_path, capsys):
     make_cache(tmp_path, n_archs=30, n_search=10)
     code = main(["evaluate", "--benchmark", "synthetic", "--cache", str(tmp_path), "--proxy", "sum(weight.pw, act)"])
     assert code == 2 and "'pw'" in capsys.readouterr().err
+
+
+def test_search_mode_runs_over_seeds_and_prints_the_chosen_row(tmp_path, capsys):
+    cache_dir, out = tmp_path / "syn", tmp_path / "mode"
+    make_cache(cache_dir, n_archs=60, n_search=20)
+    code = main(["search", "--benchmark", "synthetic", "--cache", str(cache_dir), "--mode", "combine", "--seeds",
+                 "0,1", "--set", "generations=1", "--set", "population=10", "--set", "offspring=10", "--out",
+                 str(out), "--quiet", "--bootstrap", "20"])
+    assert code == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mode"] == "combine" and summary["seeds"] == [0, 1]
+    printed = capsys.readouterr().out
+    assert f"| combine (seed {summary['chosen_seed']})" in printed and "gap" in printed
+
+
+@pytest.mark.parametrize("extra, fragment", [
+    (["--set", "generations"], "expected KEY=JSON"),
+    (["--set", "nope=1"], "unknown setting 'nope'"),
+])
+def test_bad_mode_settings_are_one_line(tmp_path, capsys, extra, fragment):
+    make_cache(tmp_path, n_archs=30, n_search=10)
+    code = main(["search", "--benchmark", "synthetic", "--cache", str(tmp_path), "--mode", "tree", *extra,
+                 "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and fragment in err and err.strip().count("\n") == 0

@@ -96,7 +96,7 @@ def test_initial_population_that_cannot_fill_stops(syn):
 @pytest.mark.parametrize("flag, value, allowed", [
     ("--seed", "-1", "≥ 0"), ("--checkpoint-every", "0", "≥ 1"), ("--bootstrap", "-1", "≥ 0"),
     ("--population", "1", "≥ 2"), ("--iterations", "-1", "≥ 0"), ("--batch-size", "0", "≥ 1"),
-    ("--seq-len", "x", "not an integer"), ("--top", "0", "≥ 1"),
+    ("--seq-len", "x", "not an integer"), ("--top", "-1", "≥ 0"), ("--seeds", "1,x", "comma list"),
 ])
 def test_search_argument_out_of_range(syn, tmp_path, lpzero, flag, value, allowed):
     code, _, err, _ = lpzero(*search(syn, tmp_path / "run"), flag, value)

@@ -8,6 +8,7 @@ the command that continues the work and exits with 130. Anything else is a bug a
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -78,6 +79,17 @@ def _out_file(text: str) -> Path:
     if path.is_dir():
         raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
     return path
+
+
+def _seed_list(text: str) -> list[int]:
+    """An argparse type: a comma list of seeds ≥ 0."""
+    try:
+        seeds = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of integers") from None
+    if not seeds or min(seeds) < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: seeds must be integers ≥ 0")
+    return seeds
 
 
 def _readable_file(text: str) -> Path:
@@ -175,7 +187,45 @@ def cmd_info(args) -> int:
     return 0 if matched == len(benchmark) else 1
 
 
+def _search_mode(args) -> int:
+    """``search --mode tree|combine|surrogate`` (or the template over ``--seeds``): ``modes.run_mode`` on the cache
+    of ``--benchmark`` and of every ``--also``; prints each benchmark's held-out row of the chosen proxy and the
+    search-split vs held-out gap over the seeds."""
+    import pandas as pd
+
+    from lpzero_core.stats.extract import open_cache
+    from lpzero_core.workbench import modes
+
+    caches = [_open(args)] + [open_cache(other, allow_partial=args.allow_partial) for other in args.also]
+    overrides = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            overrides[key] = json.loads(value)
+        except json.JSONDecodeError:
+            raise LPZeroError(f"--set {item!r}: expected KEY=JSON, e.g. strata_weight=0.3 or "
+                              f"generalisation='{{\"quantile\": 0.2}}'") from None
+    seeds = args.seeds or list(modes.DEFAULT_SEEDS)
+    out = args.out or Path(f"runs/search-{Path(str(args.benchmark)).name}-{args.mode}")
+    summary = modes.run_mode(args.mode, caches, out, seeds, overrides, progress=not args.quiet,
+                             n_resamples=args.bootstrap)
+    print(f"{args.mode}: chosen seed {summary['chosen_seed']} of {len(seeds)} ({summary['choice_rule']})\n"
+          f"proxy: {summary['chosen_proxy']}")
+    columns = ["proxy", "spearman", "spearman_ci_low", "spearman_ci_high", "kendall", "top10_kendall",
+               "strata_kendall", "lex_kendall", "n"]
+    for cache in caches:
+        part = summary["per_benchmark"][cache.name]
+        gap = {m: part["over_seeds"][m] for m in ("search_spearman", "heldout_spearman", "gap")}
+        print(f"\n{cache.name}: over seeds " + ", ".join(f"{m} {v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}]"
+                                                        for m, v in gap.items()))
+        _print_table(cache, pd.DataFrame([part["chosen_row"]])[columns])
+    print(f"wrote {out}/summary.json, seeds.csv, seed<k>/proxy.json")
+    return 0
+
+
 def cmd_search(args) -> int:
+    if args.mode != "template" or args.seeds or args.also:
+        return _search_mode(args)
     from lpzero_core.search.gp import GPConfig
     from lpzero_core.search.proxy import Proxy
     from lpzero_core.workbench import evaluation
@@ -341,6 +391,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("search", help="genetic search for a proxy on the search split")
     _cache_args(p)
+    p.add_argument("--mode", default="template", choices=("template", "tree", "combine", "surrogate"),
+                   help="template: LPZero's GP (one seed, resumable); tree/combine/surrogate: the modes beyond it, "
+                        "over --seeds (docs: lpzero_core/workbench/modes.py)")
+    p.add_argument("--seeds", type=_seed_list, default=None,
+                   help="comma list of seeds for a mode run (default 0,1,2,3,4); with the template mode it runs the "
+                        "template over these seeds instead of one resumable run")
+    p.add_argument("--also", action="append", default=[], metavar="BENCHMARK",
+                   help="tree/combine: search on this benchmark's cache too (repeatable; leaves common to all)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                   help="a mode setting, e.g. strata_weight=0.3 or generations=10 (repeatable)")
     p.add_argument("--seed", type=COUNT, default=0)
     p.add_argument("--population", type=_int_range(2), default=80)
     p.add_argument("--iterations", type=COUNT, default=1000)
@@ -355,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run folder (default runs/search-<benchmark>-seed<S>); a finished run of the same settings "
                         "and cache there is reused")
     p.add_argument("--bootstrap", type=COUNT, default=1000, help="bootstrap resamples for the CIs")
-    p.add_argument("--top", type=POSITIVE, default=12, help="rows of the printed table")
+    p.add_argument("--top", type=COUNT, default=12, help="rows of the printed table (the searched row is always shown)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_search, interrupted=_search_interrupted)
 
