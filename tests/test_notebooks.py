@@ -11,7 +11,7 @@ from conftest import SYNTHETIC  # noqa: E402
 from lpzero_core.workbench.experiments import PROJECT_ROOT  # noqa: E402
 
 NOTEBOOKS = PROJECT_ROOT / "notebooks"
-FIGURES = {"02_search_proxy": ("evolution", "ablation_n_unary"),
+FIGURES = {"02_search_proxy": ("evolution", "ablation_n_unary", "modes", "pareto"),
            "03_correlation_plots": ("spearman_bars", "rank_scatter", "cost", "best_proxy_tree")}
 
 
@@ -25,7 +25,10 @@ def workspace(tmp_path_factory, synthetic_cache_dir):
         "02_search_proxy": {**common, "population": 10, "iterations": 30, "study_seeds": [0, 1, 2],
                             "ablation_n_unary": [2, 3], "ablation_population": 6, "ablation_iterations": 4,
                             "runs_dir": str(root / "runs"), "search_dir": str(root / "runs" / "search"),
-                            "figures_dir": str(root / "figures")},
+                            "figures_dir": str(root / "figures"),
+                            "mode_settings": {m: {"population": 10, "offspring": 10, "generations": 1}
+                                              for m in ("tree", "combine")}
+                            | {"template": {"population": 10, "iterations": 20}}},
         "03_correlation_plots": {**common, "runs_dir": str(root / "runs"), "search_dir": str(root / "runs" / "search"),
                                  "figures_dir": str(root / "figures"), "n_resamples": 50},
         "00_explore": {**common, "runs_dir": str(root / "runs")},

@@ -16,6 +16,7 @@ Conventions
 """
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -225,3 +226,27 @@ def default_scatter(table: pd.DataFrame, n: int = 9) -> list[str]:
     rest = table.dropna(subset=["kendall"])["proxy"].tolist()
     chosen = list(dict.fromkeys(first + [name for name in rest if name not in first]))
     return chosen[:max(n, len(first))]
+
+
+# -- search modes --------------------------------------------------------------------------------------------------
+def mode_study(cache: StatsCache, runs: str | Path, *, settings: dict | None = None,
+               n_resamples: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The search modes of ``results.MODES`` on ``cache``, as ``make results`` runs them (``results.mode_runs``
+    into ``runs/<benchmark>/modes/<mode>``): finished mode runs there are read back, not recomputed. Returns the
+    per-seed rows of every mode (its ``seeds.csv``) and a held-out table of the chosen proxies beside the
+    structural baselines (``evaluation.report`` rows), for ``plots.mode_comparison``."""
+    from lpzero_core.workbench import evaluation, results
+
+    runs = project_path(runs)
+    folders = {mode: runs / cache.name / "modes" / mode for mode in results.MODES}
+    if not all((f / "summary.json").is_file() and (f / "seeds.csv").is_file() for f in folders.values()):
+        results.mode_runs({cache.name: cache}, runs, settings=settings, n_resamples=n_resamples)
+    seeds = pd.concat([pd.read_csv(f / "seeds.csv") for f in folders.values()], ignore_index=True)
+    chosen = []
+    for mode, folder in folders.items():
+        summary = json.loads((folder / "summary.json").read_text())
+        row = summary["per_benchmark"][cache.name]["chosen_row"]
+        chosen.append({**row, "proxy": f"{mode} (seed {summary['chosen_seed']} of {len(summary['seeds'])})"})
+    structural = evaluation.report(cache, released=False, n_resamples=n_resamples)
+    structural = structural[structural["kind"] == "structural"]
+    return seeds, pd.concat([pd.DataFrame(chosen), structural], ignore_index=True)

@@ -348,3 +348,51 @@ def llama_headline(summary: pd.DataFrame, title: str = "") -> plt.Figure:
         fig.suptitle(title or "LLaMA sub-networks chosen under one parameter budget")
         fig.tight_layout()
     return fig
+
+
+# -- search modes ---------------------------------------------------------------------------------------------------
+def mode_comparison(seeds: pd.DataFrame, table: pd.DataFrame, reference: tuple[str, ...] = ("n_layers_hidden",),
+                    title: str = "") -> plt.Figure:
+    """Held-out Spearman ρ by search mode: one dot per seed (``seeds``: the ``seeds.csv`` rows of the mode runs,
+    column ``mode``), the chosen proxy's ρ with its bootstrap 95 % CI (``table``: rows of kind ``mode``/``multi``
+    and ``searched`` of a results table, matched by the mode name they start with), and a dashed line per
+    ``reference`` row of ``table`` (the structural baselines)."""
+    modes = list(dict.fromkeys(seeds["mode"]))
+    with _style():
+        fig, ax = plt.subplots(figsize=(7, 3.8))
+        for k, mode in enumerate(modes):
+            values = seeds.loc[seeds["mode"] == mode, "heldout_spearman"].to_numpy(float)
+            ax.scatter(np.full(len(values), k) + np.linspace(-0.12, 0.12, len(values)), values, s=18,
+                       color="#1f77b4", alpha=0.6, zorder=3, label="seeds" if k == 0 else None)
+            chosen = table[table["proxy"].str.startswith(f"{mode} (seed")]
+            if len(chosen):
+                r = chosen.iloc[0]
+                ax.errorbar(k + 0.3, r["spearman"], yerr=[[r["spearman"] - r["spearman_ci_low"]],
+                                                         [r["spearman_ci_high"] - r["spearman"]]],
+                            fmt="D", color="#d62728", capsize=3, zorder=4, label="chosen (95 % CI)" if k == 0 else None)
+        for name, style in zip(reference, ("--", ":", "-.")):
+            base = table[table["proxy"] == name]
+            if len(base):
+                ax.axhline(base["spearman"].iloc[0], color="#2ca02c", ls=style, lw=1.4,
+                           label=f"{name}: ρ = {base['spearman'].iloc[0]:.3f}")
+        ax.set_xticks(range(len(modes)), modes)
+        ax.set_xlabel("search mode")
+        ax.set_ylabel(f"held-out Spearman ρ (n = {int(table['n'].max())})")
+        ax.set_title(title or "Held-out ρ by search mode, beside structure")
+        ax.legend(loc="lower right", fontsize=8)
+        fig.tight_layout()
+    return fig
+
+
+def pareto_front(points: pd.DataFrame, title: str = "") -> plt.Figure:
+    """A multi-objective tree search's first front (``proxy.json["pareto"]`` rows): fitness against tree size,
+    colour = extraction seconds per architecture of the statistics the tree reads."""
+    with _style():
+        fig, ax = plt.subplots(figsize=(5.5, 3.8))
+        dots = ax.scatter(points["size"], points["fitness"], c=points["seconds_per_arch"], cmap="viridis", s=30)
+        fig.colorbar(dots, ax=ax, label="seconds per architecture")
+        ax.set_xlabel("tree size (nodes, simplified)")
+        ax.set_ylabel("fitness (search split)")
+        ax.set_title(title or f"Pareto front ({len(points)} trees)")
+        fig.tight_layout()
+    return fig
