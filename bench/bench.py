@@ -5,7 +5,8 @@ Sections (``--only`` picks some; every figure is measured now, none is read from
 * ``search``  — on the 500-architecture synthetic cache: time to score one new candidate (cold = no memoised
   branch, warm = branches memoised), wall time of the default GP (population 80 + 1000 iterations) over seeds,
   and the RPS ablation (architectures scored and final search fitness with vs without RPS, same seeds); the
-  ablation is repeated on every complete real-benchmark cache found under the cache root.
+  ablation is repeated on every complete real-benchmark cache found under the cache root; then the wall time of
+  one seed of each search mode (template, tree, combine, surrogate) with its default settings.
 * ``extract`` — per benchmark, on architectures at the 10/50/90 % quantiles of the parameter count, side by side in
   one run: a bare forward+backward of the model, the extraction of its statistics (model build, forward+backward,
   tables + samples), the baselines, their total, and the overhead ratios statistics / bare and total / bare, all on
@@ -32,6 +33,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from lpzero_core.errors import LPZeroError
@@ -43,22 +45,15 @@ from lpzero_core.stats import benchmarks
 from lpzero_core.stats.benchmarks import synthetic
 from lpzero_core.stats.cache import StatsCache, cache_dir
 from lpzero_core.stats.extract import extract, extract_one, heap_reuse, proxy_inputs, settings, torch_threads
+from lpzero_core.workbench import evaluation, modes
 
 REAL = ("flexibert", "gpt2-wt103")
 
 
 def print_table(title: str, rows: list[dict]) -> None:
-    """A plain aligned table on stdout."""
+    """One titled table on stdout, through the project's table printer."""
     print(f"\n## {title}")
-    if not rows:
-        print("(nothing measured)")
-        return
-    columns = list(rows[0])
-    text = [[f"{v:.4g}" if isinstance(v, float) else str(v) for v in (r[c] for c in columns)] for r in rows]
-    widths = [max(len(c), *(len(t[k]) for t in text)) for k, c in enumerate(columns)]
-    print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
-    for t in text:
-        print("  ".join(v.ljust(w) for v, w in zip(t, widths)))
+    print(evaluation.to_markdown(pd.DataFrame(rows), digits=4) if rows else "(nothing measured)")
 
 
 def candidate_scoring(cache: StatsCache, n: int = 200, seed: int = 0) -> dict:
@@ -105,6 +100,18 @@ def gp_runs(cache: StatsCache, seeds: int, label: str) -> tuple[list[dict], list
     return runs, summary
 
 
+def mode_runs(cache: StatsCache, label: str) -> list[dict]:
+    """Wall time of one seed of each search mode's default search (``workbench.modes``), and its search ρ."""
+    rows = []
+    for mode in modes.MODES:
+        cache._memo.clear()
+        summary = modes.run_mode(mode, cache, seeds=(0,), n_resamples=10)
+        part = summary["per_benchmark"][cache.name]["over_seeds"]
+        rows.append({"cache": label, "mode": mode, "wall s (one seed)": part["wall_seconds"]["median"],
+                     "search ρ": part["search_spearman"]["median"], "target wall s": 120.0 if mode == "tree" else ""})
+    return rows
+
+
 def complete_caches() -> dict[str, StatsCache]:
     """The default-settings caches of the real benchmarks that are complete."""
     found = {}
@@ -143,7 +150,7 @@ def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:
     rows = []
     for i in quantile_archs(benchmark):
         bare = forward_backward_seconds(benchmark, i, config)  # also warms the text batch up
-        _, _, meta = extract_one(name, benchmark.variant, config, i)
+        _, _, meta = extract_one(config, i)
         baselines = sum(meta["baseline_seconds"].values())
         rows.append({"benchmark": name, "arch": i, "params M": benchmark.descriptors(i)["params_total"] / 1e6,
                      "fwd+bwd s": bare, "statistics s": meta["seconds"], "baselines s": baselines,
@@ -227,6 +234,8 @@ def main(argv: list[str] | None = None) -> None:
             runs, summary = runs + more_runs, summary + more_summary
         figures["GP 80+1000 and RPS ablation (median over seeds)"] = summary
         figures["GP runs"] = runs
+        figures["search modes, default settings, one seed"] = mode_runs(cache, "synthetic-500") + [
+            row for name, real in complete_caches().items() for row in mode_runs(real, name)]
     if "extract" in args.only:
         per_arch, totals, dask = [], [], []
         for name in args.benchmarks:
