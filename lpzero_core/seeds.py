@@ -12,7 +12,10 @@ derived here, and nowhere else:
   baselines; one search seed per repetition): ``numpy.random.SeedSequence(seed).spawn(n)``.
 
 The first two predate this module and are kept exactly as they were, so that statistics caches keep their bits
-(a new derivation would change every cache). New code asks :func:`streams`.
+(a new derivation would change every cache); so is the synthetic benchmark's (``numpy.random.default_rng(seed)``
+for its architectures, ``default_rng(seed + 1)`` for its search split). The GP draws from
+``numpy.random.default_rng(seed)`` and the tree search seeds DEAP's ``random`` with ``seed``. New code asks
+:func:`streams`.
 """
 from __future__ import annotations
 

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from lpzero_core.errors import LPZeroError
+from lpzero_core.seeds import arch_seed
 from lpzero_core.stats import baselines
-from lpzero_core.stats.benchmarks.base import Benchmark, Sites, seed_for
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites
 
 
 # -- a two-layer linear network: y = W2 W1 x, L = Σ y -----------------------------------------------------------
@@ -26,7 +27,7 @@ class TwoLinear(nn.Module):
 
 class TinyLinear(Benchmark):
     def build(self, i, seed=0):
-        torch.manual_seed(seed_for(seed, i))
+        torch.manual_seed(arch_seed(seed, i))
         return TwoLinear(**self.configs[i])
 
     def batch(self, batch_size=None, seq_len=None, seed=0):
@@ -87,7 +88,7 @@ def encoder_params(vocab, d, heads, ff, max_len):
 
 class TinyAttention(Benchmark):
     def build(self, i, seed=0):
-        torch.manual_seed(seed_for(seed, i))
+        torch.manual_seed(arch_seed(seed, i))
         return TinyEncoder(**self.configs[i])
 
     def batch(self, batch_size=None, seq_len=None, seed=0):

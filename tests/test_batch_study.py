@@ -18,7 +18,7 @@ def test_scores_are_the_released_proxy_on_port_and_the_summary_compares_with_lpz
     # the reference: the same model built and run directly (dropout seeded as the study seeds it)
     port = benchmarks.get("flexibert", "port")
     model = port.build(2, 0)
-    batch_study.torch.manual_seed(batch_study.seed_for(0, 2))
+    batch_study.torch.manual_seed(batch_study.arch_seed(0, 2))
     direct = RELEASED["lpzero_flexibert"].score_tensors(proxy_inputs(port, model, port.batch(3, 32, 0)))
     assert scores.query("arch == 2 and seq_len == 32")["score"].item() == direct
     table = batch_study.summarize(scores)

@@ -28,7 +28,7 @@ are narrowed one step until the configuration fits, then random layers are widen
 so every candidate sits within one width step of the budget and candidates are compared at (nearly) equal size.
 
 Evolution (steady state, like LPZero's GP; ``rng = numpy.random.default_rng`` of the first of two
-``SeedSequence(seed).spawn(2)`` children, the second one draws the random baselines)
+``seeds.streams(seed, 2)`` — ``SeedSequence(seed).spawn(2)`` — the second one draws the random baselines)
 ------------------------------------------------------------------------------------------------------
 * population: the uniform configuration plus ``population - 1`` repaired random ones (distinct);
 * each of ``iterations`` steps: two parents uniformly from the better half; uniform crossover (each layer's width
@@ -56,6 +56,7 @@ from lpzero_core.llama.model import ATTENTION_PROJECTIONS, MLP_PROJECTIONS, deco
 from lpzero_core.llama.space import SubnetSpace
 from lpzero_core.search.ops import INPUTS
 from lpzero_core.search.proxy import RELEASED, Proxy
+from lpzero_core.seeds import streams
 
 DEFAULT_PROXY = str(RELEASED["lpzero_gpt2"])
 
@@ -192,7 +193,7 @@ def search(space: SubnetSpace, proxy: Proxy | str, input_ids: torch.Tensor, budg
     if population < 2 or iterations < 0:
         raise LPZeroError(f"search needs population >= 2 and iterations >= 0, got {population} and {iterations}")
     proxy = Proxy.parse(proxy) if isinstance(proxy, str) else proxy
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[0])
+    rng = streams(seed, 2)[0]
     scores: dict[tuple[int, ...], float] = {}
 
     def fitness(genes):
@@ -231,5 +232,5 @@ def search(space: SubnetSpace, proxy: Proxy | str, input_ids: torch.Tensor, budg
 
 def random_configs(budget: Budget, n: int, seed: int = 0) -> list[tuple[int, ...]]:
     """``n`` repaired random configurations from the second seed stream (independent of the search)."""
-    rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[1])
+    rng = streams(seed, 2)[1]
     return [budget.repair(budget.space.random(rng), rng) for _ in range(n)]

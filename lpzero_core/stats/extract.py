@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
 from lpzero_core.search.ops import INPUTS, branch_table
+from lpzero_core.seeds import sample_seed
 from lpzero_core.stats import baselines as baseline_proxies
 from lpzero_core.stats import benchmarks
 from lpzero_core.stats.benchmarks.base import Benchmark
@@ -136,7 +137,7 @@ def _extract_one(config, i, device):
     batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
     model = benchmark.build(i, config["seed"]).to(device)
     inputs = proxy_inputs(benchmark, model, {k: v.to(device) for k, v in batch.items()})
-    generator = torch.Generator().manual_seed(config["seed"] * 1_000_003 + i)
+    generator = torch.Generator().manual_seed(sample_seed(config["seed"], i))
     tables = {x: torch.stack([branch_table(t) for t in inputs[x]], dim=-1).cpu().numpy() for x in INPUTS}
     samples = {x: torch.stack([site_sample(t.cpu(), generator) for t in inputs[x]]).numpy() for x in INPUTS}
     seconds = time.perf_counter() - start

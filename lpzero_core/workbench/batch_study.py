@@ -33,8 +33,8 @@ from lpzero_core.errors import LPZeroError
 from lpzero_core.files import PROJECT_ROOT, atomic_write_text
 from lpzero_core.search import metrics
 from lpzero_core.search.proxy import RELEASED
+from lpzero_core.seeds import arch_seed
 from lpzero_core.stats import benchmarks
-from lpzero_core.stats.benchmarks.base import seed_for
 from lpzero_core.stats.data import locate
 from lpzero_core.stats.extract import proxy_inputs
 from lpzero_core.workbench import evaluation
@@ -61,7 +61,7 @@ def released_scores(ids, batches=BATCHES, *, device: str = "cpu", seed: int = 0,
     for i in tqdm(ids, disable=not progress, desc="released proxy by batch", unit="arch"):
         model = benchmark.build(int(i), seed).to(device)
         for (b, t), batch in data.items():
-            torch.manual_seed(seed_for(seed, int(i)))  # the same dropout draw for every batch
+            torch.manual_seed(arch_seed(seed, int(i)))  # the same dropout draw for every batch
             start = time.perf_counter()
             score = proxy.score_tensors(proxy_inputs(benchmark, model, batch))
             if device == "cuda":

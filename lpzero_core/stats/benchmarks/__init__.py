@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.stats.benchmarks.base import INPUTS, Benchmark, Sites, seed_for
+from lpzero_core.stats.benchmarks.base import INPUTS, Benchmark, Sites
 
 
 @dataclass(frozen=True)
@@ -105,5 +105,5 @@ def rebuild(settings: dict) -> Benchmark:
     return bench
 
 
-__all__ = ["INPUTS", "Benchmark", "Sites", "seed_for", "get", "rebuild", "is_generated", "module", "REGISTRY",
+__all__ = ["INPUTS", "Benchmark", "Sites", "get", "rebuild", "is_generated", "module", "REGISTRY",
            "Entry"]

@@ -4,7 +4,7 @@ Conventions shared by all benchmarks
 ------------------------------------
 * ``target`` is oriented so that **higher = better** (perplexity targets are negated here, once).
 * ``build(i, seed)`` returns a freshly initialised model whose weights depend only on ``(seed, i)``
-  (``torch.manual_seed(seed_for(seed, i))`` before construction), in the mode the benchmark's proxy protocol
+  (``torch.manual_seed(seeds.arch_seed(seed, i))`` before construction), in the mode the benchmark's proxy protocol
   prescribes (train mode, dropout active, as in the original proxy scripts).
 * ``loss(model, batch)`` is the scalar that the extraction back-propagates once.
 * ``sites(model)`` names, per proxy input, the modules whose tensors form the input's per-site list:
@@ -32,12 +32,6 @@ import torch
 from torch import nn
 
 from lpzero_core.search.ops import INPUTS  # noqa: F401  (re-exported for the benchmark layer)
-
-
-def seed_for(seed: int, arch_index: int) -> int:
-    """Per-architecture torch seed: a stable hash of (seed, arch index), independent of build order."""
-    digest = hashlib.sha256(f"{seed}:{arch_index}".encode()).digest()
-    return int.from_bytes(digest[:4], "little")
 
 
 def content_hash(root: Path, files: list[Path]) -> str:

@@ -28,7 +28,7 @@ LayerNorm ε = 1e-12, dropout 0.1 (hidden and attention probabilities).
 
 Proxy protocol
 --------------
-* ``build(i, seed)`` seeds torch with ``seed_for(seed, i)`` and returns the model in **train mode** (dropout
+* ``build(i, seed)`` seeds torch with ``arch_seed(seed, i)`` and returns the model in **train mode** (dropout
   active), as the original metric pass ran it (the port was never switched to eval). Dropout draws from torch's
   global generator, so seed it before the forward pass for a reproducible one.
 * ``batch()`` is ``text.bert_batch`` with batch 4 × 128 tokens by default: seq 128 is what (T) was trained and
@@ -81,7 +81,8 @@ import torch
 from torch import nn
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.stats.benchmarks.base import Benchmark, Sites, seed_for
+from lpzero_core.seeds import arch_seed
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites
 from lpzero_core.stats.data import locate
 from lpzero_core.stats.text import bert_batch
 
@@ -488,7 +489,7 @@ class FlexiBERT(Benchmark):
         }
 
     def build(self, i: int, seed: int = 0) -> nn.Module:
-        torch.manual_seed(seed_for(seed, i))
+        torch.manual_seed(arch_seed(seed, i))
         return make_model(self.variant, self.configs[i]).train()
 
     def batch(self, batch_size: int | None = None, seq_len: int | None = None,

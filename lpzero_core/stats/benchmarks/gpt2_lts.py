@@ -81,7 +81,8 @@ from torch.nn import functional as F
 from transformers.pytorch_utils import Conv1D
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.stats.benchmarks.base import Benchmark, Sites, content_hash, natural_key, seed_for
+from lpzero_core.seeds import arch_seed
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites, content_hash, natural_key
 from lpzero_core.stats.data import locate
 
 NAME = "gpt2-wt103"
@@ -470,7 +471,7 @@ class GPT2LTS(Benchmark):
         }
 
     def build(self, i: int, seed: int = 0) -> GPT2Flex:
-        torch.manual_seed(seed_for(seed, i))
+        torch.manual_seed(arch_seed(seed, i))
         return GPT2Flex(self.archs[i]).train()
 
     def batch(self, batch_size: int | None = None, seq_len: int | None = None,

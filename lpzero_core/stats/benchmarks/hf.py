@@ -17,7 +17,7 @@ Models
 ``AutoConfig.for_model(**config.json)`` then ``AutoModelForMaskedLM.from_config`` when transformers has a masked-LM
 class for the model type (BERT, RoBERTa, …), else ``AutoModelForCausalLM.from_config`` (GPT-2, LLaMA, …), always
 with ``attn_implementation="eager"`` (the other implementations never form the attention probabilities), after
-``torch.manual_seed(seed_for(seed, i))``, in eval mode (dropout off: no protocol prescribes it for these sets).
+``torch.manual_seed(arch_seed(seed, i))``, in eval mode (dropout off: no protocol prescribes it for these sets).
 Batch: the project's offline text (:mod:`lpzero_core.stats.text`): GPT-2 byte-level BPE ids for causal models,
 BBC WordPiece ids for masked ones (each config's ``vocab_size`` must hold them). Loss: the model's own loss, causal
 LM (``labels = input_ids``, shifted inside the model) or masked LM (15 % of the real tokens, every
@@ -68,7 +68,8 @@ import torch
 from torch import nn
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.stats.benchmarks.base import Benchmark, Sites, content_hash, natural_key, seed_for
+from lpzero_core.seeds import arch_seed
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites, content_hash, natural_key
 
 VARIANT = "hf"
 DEFAULT_SEQ_LEN, DEFAULT_BATCH = 128, 4
@@ -144,7 +145,7 @@ class HFBenchmark(Benchmark):
                               f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from None
 
     def build(self, i: int, seed: int = 0) -> nn.Module:
-        torch.manual_seed(seed_for(seed, i))
+        torch.manual_seed(arch_seed(seed, i))
         model = self._model(i)
         for block in _blocks(model):
             attention = _attention(block)
