@@ -244,14 +244,17 @@ def open_cache(benchmark: str | Path, variant: str | None = None, *, batch_size:
         return _bound(cache, str(benchmark), directory)
     if options:
         raise LPZeroError(f"{benchmark}: unexpected options {', '.join(options)} (only generated benchmarks take any)")
-    bench = benchmarks.get(benchmark, variant, target=target, higher_is_better=higher_is_better)
+    name = str(benchmark)  # a registered benchmark is named without loading it (its data may be absent)
+    if directory is None or name not in benchmarks.REGISTRY:
+        bench = benchmarks.get(benchmark, variant, target=target, higher_is_better=higher_is_better)
+        name = bench.name
     if directory is None:
         found = [cache_dir(settings(bench, batch_size, seq_len, seed, baselines)) for baselines in (True, False)]
         directory = next((d for d in found if (d / "manifest.json").exists()), found[0])
     if not (Path(directory) / "manifest.json").exists():
         raise LPZeroError(f"no statistics cache for {benchmark} at {directory}; run `lpzero extract --benchmark "
                           f"{benchmark}` with the same --variant/--batch-size/--seq-len/--seed/--target first")
-    return _bound(StatsCache.load(directory, allow_partial), bench.name, directory)
+    return _bound(StatsCache.load(directory, allow_partial), name, directory)
 
 
 def _bound(cache: StatsCache, name: str, directory) -> StatsCache:
