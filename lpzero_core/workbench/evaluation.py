@@ -35,13 +35,16 @@ def structural_scores(cache: StatsCache) -> dict[str, np.ndarray]:
 
 def lexicographic(scores: np.ndarray, cache: StatsCache) -> np.ndarray | None:
     """Ranks of the order (n_layers, hidden, then ``scores``) over all architectures — structure first, the proxy
-    breaking ties within each (n_layers, hidden) stratum — or None where the cache has no such descriptors."""
+    breaking ties within each (n_layers, hidden) stratum; architectures equal on all three share a rank — or None
+    where the cache has no such descriptors."""
     d = cache.descriptors
     if "n_layers" not in d or "hidden" not in d:
         return None
-    order = np.lexsort((scores, d["hidden"].to_numpy(float), d["n_layers"].to_numpy(float)))
+    keys = np.stack([d["n_layers"].to_numpy(float), d["hidden"].to_numpy(float), np.asarray(scores, float)], axis=1)
+    order = np.lexsort(keys.T[::-1])
+    distinct = np.r_[True, (keys[order][1:] != keys[order][:-1]).any(axis=1)]  # equal keys share one (dense) rank
     ranks = np.empty(len(order))
-    ranks[order] = np.arange(len(order))
+    ranks[order] = np.cumsum(distinct)
     return ranks
 
 
