@@ -51,9 +51,11 @@ extract: venv
 
 # results/<benchmark>.csv|md and the README tables, from the caches (RESULTS_FLAGS=--allow-partial for an
 # unfinished cache: the tables then say how many architectures they cover).
+# RESULTS_BENCHMARKS: the benchmarks whose caches exist (make paper passes its PAPER_BENCHMARKS).
 RESULTS_FLAGS ?=
+RESULTS_BENCHMARKS ?= flexibert gpt2-wt103
 results: venv
-	$(BIN)/lpzero results --published 30 $(RESULTS_FLAGS)
+	$(BIN)/lpzero results --benchmarks $(RESULTS_BENCHMARKS) --published 30 $(RESULTS_FLAGS)
 
 # JupyterLab on the project. The notebooks name the kernel "python3": installed into the venv (which Jupyter
 # prefers over user-level kernels), it is the venv's own interpreter. LAB_FLAGS: e.g. --no-browser --port 8890.
@@ -67,7 +69,8 @@ lab: venv
 # every notebook, e.g. PAPER_FLAGS="-p allow_partial True" for an unfinished cache.
 PAPER_BENCHMARKS ?= flexibert gpt2-wt103
 PAPER_FLAGS ?=
-paper: venv results
+paper: venv
+	$(MAKE) results RESULTS_BENCHMARKS="$(PAPER_BENCHMARKS)"
 	@set -e; for b in $(PAPER_BENCHMARKS); do mkdir -p runs/paper/$$b; \
 	  for nb in 01_extract_statistics 02_search_proxy 03_correlation_plots; do \
 	    echo "== $$b: $$nb"; \
