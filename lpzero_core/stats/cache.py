@@ -18,6 +18,9 @@ and, as JSON in the safetensors metadata, ``key`` (the manifest key: a file from
 ``index``, ``descriptors``, ``baselines``, ``baseline_seconds``, ``seconds`` (time to extract the proxy inputs and
 their tables) and ``checksum`` (:func:`checksum` of the tensors; files written before checksums have none and are
 read unchecked — bump ``EXTRACTION_VERSION`` to recompute them).
+A loaded cache exposes only the network baselines this version defines (``stats.baselines.BASELINES``): one
+extracted by an older release may also hold ``params``, a copy of the descriptor ``params_total``, which no
+consumer (tables, tree leaves, surrogate features) should see twice.
 Files are written atomically (temporary file + rename): a file that exists is complete; one whose tensors no
 longer match its checksum is corrupt, and reads as missing (so ``extract`` recomputes it).
 """
@@ -38,6 +41,7 @@ from safetensors.numpy import load_file, save
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import PROJECT_ROOT, atomic_write
 from lpzero_core.search.ops import INPUTS, SCALAR_OPS, TABLE_INDEX, apply_chain, estimate_chain
+from lpzero_core.stats.baselines import BASELINES
 
 #: bump when the meaning of stored statistics changes; part of every cache key
 EXTRACTION_VERSION = 3  # 2: branch tables computed in float64 (ops.branch_table), was float32 chains; 3: a checksum
@@ -225,8 +229,9 @@ class StatsCache:
             samples[x] = [t[f"sample.{x}"] for t, _ in per_arch]
         metas = [m for _, m in per_arch]
         frame = lambda key: pd.DataFrame([m.get(key, {}) for m in metas], index=manifest["arch_keys"])
-        return cls(manifest, tables, n_sites, samples, frame("descriptors"), frame("baselines"),
-                   frame("baseline_seconds"), np.array([m.get("seconds", 0.0) for m in metas]))
+        current = lambda table: table[[c for c in table.columns if c in BASELINES]]
+        return cls(manifest, tables, n_sites, samples, frame("descriptors"), current(frame("baselines")),
+                   current(frame("baseline_seconds")), np.array([m.get("seconds", 0.0) for m in metas]))
 
     @classmethod
     def load(cls, directory: Path, allow_partial: bool = False) -> "StatsCache":

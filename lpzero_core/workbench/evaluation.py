@@ -9,9 +9,6 @@ the cost in seconds per architecture. All scores are oriented higher = better.
 Kendall τ-b gains from ties: a score with few levels, such as (n_layers, hidden) with 4 levels on FlexiBERT,
 looks better by τ-b than a fully ordered score of the same quality. Compare proxies by Spearman ρ (mid-ranks),
 within-strata τ, top-k τ and partial ρ as well; the tables are sorted by τ only for continuity.
-
-A cache may hold network baselines this version no longer computes (``params``, which repeated the structural
-``params_total``): only those of ``stats.baselines.BASELINES`` become rows.
 """
 from __future__ import annotations
 
@@ -89,7 +86,7 @@ def report(cache: StatsCache, proxies: dict[str, Proxy] | None = None, with_base
         rows.append(row(name, "searched" if name in (proxies or {}) else "lpzero", proxy.evaluate(cache), cache,
                         ids, extraction, seed, n_resamples))
     if with_baselines:
-        for name in (c for c in cache.baselines.columns if c in baselines.BASELINES):
+        for name in cache.baselines.columns:
             seconds = float(cache.baseline_seconds[name].mean()) if name in cache.baseline_seconds else 0.0
             rows.append(row(name, "baseline", cache.baselines[name].to_numpy(float), cache, ids, seconds, seed,
                             n_resamples))
