@@ -147,3 +147,25 @@ def test_lexicographic_ranks_structure_first_and_keeps_ties(synthetic_cache):
     noise = np.random.default_rng(0).normal(size=len(structure))
     ranks = lexicographic(noise, synthetic_cache)  # a proxy only reorders within a stratum
     assert (np.diff(structure[np.argsort(ranks)]) >= 0).all() and len(np.unique(ranks)) == len(ranks)
+
+
+def test_run_search_resumes_an_interrupted_run(synthetic_cache, tmp_path, monkeypatch):
+    """A notebook stopped mid-search continues from its checkpoint (not from scratch) and ends as an uninterrupted
+    run would."""
+    whole = experiments.run_search(synthetic_cache, TINY, tmp_path / "whole")
+    config = GPConfig(population=10, iterations=25, checkpoint_every=5)
+    interrupted = runs.search_run(synthetic_cache, config, tmp_path / "run", stop_after=10)
+    assert interrupted.summary is None and runs.resumable(tmp_path / "run", synthetic_cache, config)
+    starts = []
+    search = runs.gp.search
+
+    def spy(*args, state=None, **kwargs):
+        starts.append(state)
+        return search(*args, state=state, **kwargs)
+
+    monkeypatch.setattr(runs.gp, "search", spy)
+    resumed = experiments.run_search(synthetic_cache, config, tmp_path / "run")
+    assert starts[0] is not None and starts[0].iteration == 10, "resumed from the checkpoint"
+    assert resumed["proxy"] == whole["proxy"]
+    assert (tmp_path / "run" / "history.csv").read_text() == (tmp_path / "whole" / "history.csv").read_text()
+    assert not runs.resumable(tmp_path / "other", synthetic_cache, config)

@@ -28,7 +28,7 @@ from lpzero_core.files import PROJECT_ROOT, atomic_write_text
 from lpzero_core.search.gp import GPConfig
 from lpzero_core.search.proxy import Proxy
 from lpzero_core.stats.cache import StatsCache
-from lpzero_core.workbench.runs import read_json, search_run
+from lpzero_core.workbench.runs import read_json, resumable, search_run
 
 SUMMARY_COLUMNS = ("seed", "rps", "n_unary", "iterations", "proxy", "formula", "search_fitness", "heldout_spearman",
                    "heldout_kendall", "evaluations", "rejected", "wall_seconds", "out")
@@ -100,9 +100,11 @@ def load_proxy(path: str | Path) -> Proxy:
 
 # -- search runs -------------------------------------------------------------------------------------------------
 def run_search(cache: StatsCache, config: GPConfig, out: str | Path, progress: bool = False) -> dict:
-    """One GP run into ``out`` (``runs.search_run``: a finished run of the same settings and cache is reused, any
-    other run's files there are replaced); returns its summary (``runs.write_summary``)."""
-    return search_run(cache, config, project_path(out), force=True, progress=progress).summary
+    """One GP run into ``out`` (``runs.search_run``): a finished run of the same settings and cache is reused, an
+    interrupted one (a notebook stopped mid-search) is resumed from its checkpoint, any other run's files there are
+    replaced. Returns its summary (``runs.write_summary``)."""
+    out = project_path(out)
+    return search_run(cache, config, out, resume=resumable(out, cache, config), force=True, progress=progress).summary
 
 
 def summary_row(summary: dict, out: str | Path) -> dict:

@@ -162,6 +162,19 @@ def _resume(path: Path, identity: dict) -> gp.SearchState:
     return state
 
 
+def resumable(path: str | Path, cache: StatsCache, config: gp.GPConfig) -> bool:
+    """Whether ``path`` holds an unfinished run of this identity that rule 2 would resume: a readable checkpoint
+    of the same benchmark, cache and settings, and a history with at least the rows it counts."""
+    path = Path(path)
+    if not (path / "checkpoint.json").exists():
+        return False
+    try:
+        recorded, state = _checkpoint(path)
+    except LPZeroError:
+        return False
+    return recorded == run_identity(cache, config) and len(_csv_rows(path / "history.csv")) >= state.step
+
+
 def _claim(path: Path, identity: dict, force: bool) -> None:
     """Make ``path`` an empty run directory: refuse another run's files unless ``force``, which deletes them."""
     present = [name for name in RUN_FILES if (path / name).exists()]
