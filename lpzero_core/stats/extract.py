@@ -7,8 +7,8 @@ Per architecture ``i`` (pure function of benchmark, variant, batch settings, see
    gradient; one ``loss.backward()``; **then** ``grad`` (= ``weight.grad``) and ``jacobian`` (= d loss / d
    embeddings) are read; hooks are removed whatever happens;
 3. per input and site: the full-fidelity 20×20 table of two-op chain means and a bounded sample (cache.py);
-4. descriptors (structure, parameter counts, FLOPs) and the hand-crafted baselines (on fresh models built with
-   the same seed, so in-place tricks such as synflow's |θ| never leak).
+4. descriptors (structure, parameter counts, FLOPs) and the hand-crafted baselines (three passes, each on a fresh
+   model built with the same seed, so in-place tricks such as synflow's |θ| never leak).
 
 Architectures run in-process (``workers=1``) or as Dask tasks on a local cluster (``workers=N``) or an existing
 one (``scheduler=ADDRESS``), each on one torch thread; workers return arrays and the client writes each file
