@@ -181,3 +181,16 @@ def test_run_mode_writes_a_run_folder(synthetic_cache, tmp_path):
     assert len(summary["table"]) == 2
     with pytest.raises(LPZeroError, match="'populaton'"):
         run_mode("tree", synthetic_cache, seeds=(0,), overrides={"populaton": 3})
+
+
+def test_baselines_of_one_pass_cost_it_once():
+    """snip and grad_norm read the shared forward + backward: together they cost that pass once, not twice."""
+    from lpzero_core.search.evolve import joint_seconds
+
+    seconds = {"snip": 1.0, "grad_norm": 1.2, "synflow": 3.0, "logsynflow": 2.5, "grasp": 4.0}
+    passes = {"snip": "shared_pass", "grad_norm": "shared_pass", "synflow": "synflow_pass",
+              "logsynflow": "synflow_pass", "grasp": "grasp_pass"}
+    assert joint_seconds({"snip", "grad_norm"}, seconds, passes) == 1.2
+    assert joint_seconds({"snip", "synflow", "logsynflow", "n_layers"}, seconds, passes) == 4.0
+    assert joint_seconds(set(seconds), seconds, passes) == 1.2 + 3.0 + 4.0
+    assert joint_seconds({"snip", "grad_norm"}, seconds, {}) == 2.2  # unknown passes: each its own

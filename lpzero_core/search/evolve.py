@@ -149,9 +149,22 @@ class _Task:
     target: np.ndarray
     strata: np.ndarray
     seconds: dict[str, float]  # per leaf: mean seconds per search architecture ("" = the chains' extraction)
+    passes: dict[str, str]  # per baseline leaf: the extraction pass it reads (``cache.baseline_passes``)
     fit: np.ndarray
     validation: np.ndarray
     index: np.ndarray
+
+
+def joint_seconds(names, seconds: dict[str, float], passes: dict[str, str]) -> float:
+    """Seconds to compute the baselines ``names`` together, from each one's ``seconds`` alone (its pass plus its
+    own reduction): baselines that read one pass (``passes``: name → pass) pay it once, so each pass counts as its
+    most expensive reader. Names without seconds (descriptors) cost nothing."""
+    per_pass: dict[str, float] = {}
+    for name in names:
+        if name in seconds:
+            key = passes.get(name, name)
+            per_pass[key] = max(per_pass.get(key, 0.0), seconds[name])
+    return sum(per_pass.values())
 
 
 class Problem:
@@ -171,7 +184,7 @@ class Problem:
             seconds = {x: float(cache.baseline_seconds[x].to_numpy(float)[ids].mean())
                        for x in cache.baseline_seconds.columns} | {"": float(np.mean(cache.extract_seconds[ids]))}
             self.tasks.append(_Task(cache, leaves, np.asarray(cache.target)[ids], np.asarray(cache.strata)[ids],
-                                    seconds, fit, validation, index))
+                                    seconds, cache.baseline_passes, fit, validation, index))
         self.memo: dict[str, Assessment] = {}
         self.rejected: dict[str, int] = {}
         self.evaluations = 0
@@ -182,7 +195,7 @@ class Problem:
 
     def cost(self, expr: Expr) -> float:
         """Seconds per architecture to compute what the tree reads (mean over search archs, max over benchmarks):
-        the extraction time if it reads a chain, plus the time of each baseline it reads."""
+        the extraction time if it reads a chain, plus the baselines it reads (:func:`joint_seconds`)."""
         leaves, stack = set(), [expr]
         while stack:
             node = stack.pop()
@@ -191,7 +204,8 @@ class Problem:
             elif isinstance(node, str):
                 leaves.add(node)
         used = {"" if chain_name(x) else x for x in leaves}
-        return max(sum(task.seconds.get(x, 0.0) for x in used) for task in self.tasks)
+        return max(task.seconds[""] * ("" in used) + joint_seconds(used - {""}, task.seconds, task.passes)
+                   for task in self.tasks)
 
     def assess(self, expr: Expr) -> Assessment:
         simple = simplify(expr)

@@ -215,6 +215,12 @@ class StatsCache:
     def name(self) -> str:
         return self.manifest["benchmark"]
 
+    @property
+    def baseline_passes(self) -> dict[str, str]:
+        """Per network baseline, the pass it reads (``stats.baselines``: the shared forward + backward, synflow's,
+        GraSP's): baselines of one pass cost that pass once when computed together."""
+        return {name: BASELINES[name].run.__name__ for name in self.baselines.columns}
+
     @classmethod
     def from_arrays(cls, manifest: dict, per_arch: list[tuple[dict[str, np.ndarray], dict]]) -> "StatsCache":
         """Assemble from per-architecture (tensors, meta) pairs in index order."""

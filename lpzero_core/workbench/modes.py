@@ -34,7 +34,7 @@ import pandas as pd
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
 from lpzero_core.search import metrics
-from lpzero_core.search.evolve import TreeConfig, combine_config, tree_search
+from lpzero_core.search.evolve import TreeConfig, combine_config, joint_seconds, tree_search
 from lpzero_core.search.gp import GPConfig, config_json, search
 from lpzero_core.search.resample import Generalisation
 from lpzero_core.search.surrogate import SurrogateConfig, surrogate_search
@@ -81,8 +81,8 @@ def _run_one(mode: str, caches: list, config, progress: bool) -> tuple[object, d
         details = {"columns": list(result.proxy.columns), "dropped": list(result.dropped), "fit_spearman": result.fit,
                    "validation_spearman": result.validation, "search_spearman": result.search,
                    "wall_seconds": result.wall_seconds}
-        seconds = sum(float(np.mean(caches[0].baseline_seconds[c])) for c in result.proxy.columns
-                      if c in caches[0].baseline_seconds)
+        alone = {c: float(np.mean(caches[0].baseline_seconds[c])) for c in caches[0].baseline_seconds.columns}
+        seconds = joint_seconds(result.proxy.columns, alone, caches[0].baseline_passes)
         return result.proxy, details, {caches[0].name: seconds}
     result = tree_search(caches, config, progress=progress)
     details = {"chosen": result.chosen.row(), "candidates": [a.row() for a in result.candidates],
