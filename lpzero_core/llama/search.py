@@ -31,10 +31,11 @@ Evolution (steady state, like LPZero's GP; ``rng = numpy.random.default_rng`` of
 ``seeds.streams(seed, 2)`` — ``SeedSequence(seed).spawn(2)`` — the second one draws the random baselines)
 ------------------------------------------------------------------------------------------------------
 * population: the uniform configuration plus ``population - 1`` repaired random ones (distinct);
-* each of ``iterations`` steps: two parents uniformly from the better half; uniform crossover (each layer's width
-  from either parent, p = 1/2); mutation (each layer redrawn uniformly with p = 1/L); repair; an offspring already
-  in the population is dropped, otherwise it replaces the worst member (the best is never lost);
-* fitness = proxy value (higher is better), each configuration scored once.
+* each of ``iterations`` steps of the loop in ``lpzero_core.search.steady_state``: two parents drawn uniformly
+  *with replacement* from the better half; uniform crossover (each layer's width from either parent, p = 1/2);
+  mutation (each layer redrawn uniformly with p = 1/L); repair; an offspring already in the population is dropped,
+  otherwise the worst member leaves and the offspring joins (``replace_worst``; the best is never lost);
+* fitness = proxy value (higher is better; a non-finite value counts as −inf), each configuration scored once.
 Because the uniform configuration starts in the population, the result's proxy value is never below uniform's.
 
 Baselines (same budget): ``uniform`` (the widest single width that fits), ``magnitude`` (from the full model,
@@ -56,6 +57,7 @@ from lpzero_core.llama.model import ATTENTION_PROJECTIONS, MLP_PROJECTIONS, deco
 from lpzero_core.llama.space import SubnetSpace
 from lpzero_core.search.ops import INPUTS
 from lpzero_core.search.proxy import RELEASED, Proxy
+from lpzero_core.search.steady_state import replace_worst, steady_state
 from lpzero_core.seeds import streams
 
 DEFAULT_PROXY = str(RELEASED["lpzero_gpt2"])
@@ -202,32 +204,30 @@ def search(space: SubnetSpace, proxy: Proxy | str, input_ids: torch.Tensor, budg
             scores[genes] = value if np.isfinite(value) else -np.inf
         return scores[genes]
 
-    members = [budget.uniform()]
+    def vary(parents, rng: np.random.Generator) -> tuple[int, ...]:
+        child = tuple(x if rng.random() < 0.5 else y for x, y in zip(*parents))
+        child = tuple(int(rng.integers(len(space.widths))) if rng.random() < 1 / space.n_layers else g
+                      for g in child)
+        return budget.repair(child, rng)
+
+    def record(iteration: int, members: list) -> None:
+        best, value = max(members, key=lambda gf: gf[1])
+        rows.append({"iteration": iteration, "evaluated": len(scores), "best": value,
+                     "best_widths": space.describe(best)})
+
+    initial = [budget.uniform()]
     for _ in range(50 * population):
-        if len(members) == population:
+        if len(initial) == population:
             break
         genes = budget.repair(space.random(rng), rng)
-        if genes not in members:
-            members.append(genes)
-    rows = []
-    for it in range(iterations + 1):
-        if it:
-            ranked = sorted(members, key=fitness, reverse=True)
-            top = ranked[:max(2, len(ranked) // 2)]
-            a, b = (top[i] for i in rng.choice(len(top), 2))
-            child = tuple(x if rng.random() < 0.5 else y for x, y in zip(a, b))
-            child = tuple(int(rng.integers(len(space.widths))) if rng.random() < 1 / space.n_layers else g
-                          for g in child)
-            child = budget.repair(child, rng)
-            if child not in members:
-                fitness(child)
-                members.remove(ranked[-1])
-                members.append(child)
-        best = max(members, key=fitness)
-        rows.append({"iteration": it, "evaluated": len(scores), "best": scores[best],
-                     "best_widths": space.describe(best)})
-    best = max(members, key=fitness)
-    return SearchResult(best, scores[best], scores, pd.DataFrame(rows))
+        if genes not in initial:
+            initial.append(genes)
+    members, rows = [(genes, fitness(genes)) for genes in initial], []
+    record(0, members)
+    steady_state(members, rng, vary, fitness, stop=iterations, distinct_parents=False, replace=replace_worst,
+                 after=record)
+    best, value = max(members, key=lambda gf: gf[1])
+    return SearchResult(best, value, scores, pd.DataFrame(rows))
 
 
 def random_configs(budget: Budget, n: int, seed: int = 0) -> list[tuple[int, ...]]:
