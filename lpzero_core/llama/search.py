@@ -12,12 +12,13 @@ head        the query projection output ``q_proj(x)`` (L sites)
 softmax     the attention probabilities (L sites, [B, heads, T, T]; the pass runs eager attention for it)
 jacobian    ``∂loss/∂E`` for the input embeddings ``E`` (1 site)
 ==========  ==============================================================================================
-Only the inputs the proxy reads are collected; tensors stay in the model's dtype. The embedding and head weights
-are not sites. During the pass only the site weights require grad (the input embeddings too for ``jacobian``);
-afterwards every ``.grad`` of the model is ``None`` and the ``requires_grad`` flags are restored. The default proxy
-(:data:`DEFAULT_PROXY`) is the one LPZero released for GPT-2 (``lpzero_core.search.proxy.RELEASED["lpzero_gpt2"]``),
-``mean_l[ mean(W_l²) + mean(softmax(G_l)²) ]`` (softmax over dim 0 of each gradient), here over the 7·L
-projections.
+Only the inputs the proxy reads are collected, by the extraction's ``proxy_inputs`` (``ProxyProtocol`` names the
+sites and the loss); tensors stay in the model's dtype. The embedding and head weights are not sites. During the pass
+only the site weights require grad (the input embeddings too for ``jacobian``); afterwards every ``.grad`` of the
+model is ``None`` and the ``requires_grad`` flags are restored, also on the parent's tensors a sub-network shares.
+The default proxy (:data:`DEFAULT_PROXY`) is the one LPZero released for GPT-2
+(``lpzero_core.search.proxy.RELEASED["lpzero_gpt2"]``), ``mean_l[ mean(W_l²) + mean(softmax(G_l)²) ]`` (softmax
+over dim 0 of each gradient), here over the 7·L projections.
 
 Budget
 ------
@@ -59,6 +60,8 @@ from lpzero_core.search.ops import INPUTS
 from lpzero_core.search.proxy import RELEASED, Proxy
 from lpzero_core.search.steady_state import replace_worst, steady_state
 from lpzero_core.seeds import streams
+from lpzero_core.stats import extract
+from lpzero_core.stats.benchmarks.base import Sites
 
 DEFAULT_PROXY = str(RELEASED["lpzero_gpt2"])
 
@@ -68,44 +71,33 @@ def needed_inputs(proxy: Proxy) -> set[str]:
     return {proxy.inputs[k] for k in (0, 1) if not proxy.dropped(k)}
 
 
+class ProxyProtocol:
+    """The proxy inputs of a LLaMA-like model as the extraction reads a benchmark (``stats.extract.proxy_inputs``):
+    the sites of the module docstring and the next-token loss of one batch of token ids."""
+
+    name = "llama"
+
+    @staticmethod
+    def sites(model: nn.Module) -> Sites:
+        layers = decoder_layers(model)
+        linear = [m for layer in layers for m in (*(getattr(layer.self_attn, n) for n in ATTENTION_PROJECTIONS),
+                                                  *(getattr(layer.mlp, n) for n in MLP_PROJECTIONS))]
+        return Sites(act=[layer.mlp.down_proj for layer in layers], head=[layer.self_attn.q_proj for layer in layers],
+                     softmax=[layer.self_attn for layer in layers], linear=linear,
+                     embedding=model.get_input_embeddings(),
+                     taps={"act": lambda args, output: args[0], "softmax": lambda args, output: output[1]})
+
+    @staticmethod
+    def loss(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+        ids = input_ids.to(model.device)
+        return model(input_ids=ids, labels=ids, use_cache=False).loss
+
+
 def proxy_inputs(model: nn.Module, input_ids: torch.Tensor, needed=INPUTS) -> dict[str, list[torch.Tensor]]:
-    """The proxy inputs ``needed`` of ``model`` on one batch (see the module docstring for the sites)."""
-    needed = set(needed)
-    layers = decoder_layers(model)
-    weights = [m.weight for layer in layers for m in (*(getattr(layer.self_attn, n) for n in ATTENTION_PROJECTIONS),
-                                                      *(getattr(layer.mlp, n) for n in MLP_PROJECTIONS))]
-    record: dict[str, list[torch.Tensor]] = {"act": [], "head": []}
-    hooks = []
-    if "act" in needed:
-        hooks += [layer.mlp.down_proj.register_forward_pre_hook(
-            lambda module, args: record["act"].append(args[0].detach())) for layer in layers]
-    if "head" in needed:
-        hooks += [layer.self_attn.q_proj.register_forward_hook(
-            lambda module, args, output: record["head"].append(output.detach())) for layer in layers]
-    params = list(model.parameters())
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:  # gradients only where a site reads them (the parent's shared tensors stay clean)
-            p.requires_grad_(False)
-        for w in weights:
-            w.requires_grad_("grad" in needed)
-        with torch.enable_grad(), _attention("eager" if "softmax" in needed else None, model):
-            ids = input_ids.to(model.device)
-            embeds = model.get_input_embeddings()(ids).detach().requires_grad_("jacobian" in needed)
-            out = model(inputs_embeds=embeds, labels=ids, output_attentions="softmax" in needed, use_cache=False)
-            if needed & {"grad", "jacobian"}:
-                out.loss.backward()
-        found = {"weight": [w.detach() for w in weights], "act": record["act"], "head": record["head"],
-                 "softmax": [a.detach() for a in out.attentions or ()],
-                 "grad": [w.grad for w in weights] if "grad" in needed else [],
-                 "jacobian": [embeds.grad] if "jacobian" in needed else []}
-        return {name: found[name] for name in needed}
-    finally:
-        for handle in hooks:
-            handle.remove()
-        for p, flag in zip(params, flags):
-            p.grad = None
-            p.requires_grad_(flag)
+    """The proxy inputs ``needed`` of ``model`` on one batch (see the module docstring for the sites), under eager
+    attention while ``softmax`` is read."""
+    with _attention("eager" if "softmax" in needed else None, model):
+        return extract.proxy_inputs(ProxyProtocol, model, input_ids, needed)
 
 
 @contextmanager
