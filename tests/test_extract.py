@@ -1,4 +1,4 @@
-"""Extraction into the cache: fidelity against direct computation, resumption, Dask equivalence.
+"""Extraction into the cache: fidelity against direct computation, resumption, Dask equivalence; proxy_inputs on a toy.
 
 Tiny settings (one short sequence, the smallest architectures, no baselines) keep each test to seconds.
 """
@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 from safetensors.numpy import load_file
+from torch import nn
 
 from lpzero_core.errors import LPZeroError
+from lpzero_core.search.ops import INPUTS
 from lpzero_core.search.proxy import RELEASED
 from lpzero_core.stats import benchmarks
+from lpzero_core.stats.benchmarks.base import Sites
 from lpzero_core.stats.cache import StatsCache, arch_path, cache_key, missing_archs
 from lpzero_core.stats.extract import extract, parse_archs, proxy_inputs, settings, torch_threads
 
@@ -91,3 +94,52 @@ def test_parse_archs():
         parse_archs("12", 10)
     with pytest.raises(LPZeroError, match="START:STOP"):
         parse_archs("a:b", 10)
+
+
+class Toy(nn.Module):
+    """x → pre → embed → l1 → tanh → l2, loss Σ: a linear site before the embedding site as well as after it."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.pre, self.embed, self.l1 = nn.Linear(4, 4), nn.Identity(), nn.Linear(4, 3)
+        self.act, self.l2 = nn.Tanh(), nn.Linear(3, 1)
+
+    def forward(self, x):
+        return self.l2(self.act(self.l1(self.embed(self.pre(x))))).sum()
+
+
+class ToyProtocol:
+    name = "toy"
+
+    @staticmethod
+    def sites(model):
+        return Sites(act=[model.act], head=[model.l1], softmax=[], linear=[model.pre, model.l1, model.l2],
+                     embedding=model.embed, taps={"head": lambda args, output: args[0]})
+
+    @staticmethod
+    def loss(model, batch):
+        return model(batch)
+
+
+def test_proxy_inputs_read_only_what_is_needed_and_leave_the_model_clean():
+    model, x = Toy(), torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    model.l2.bias.requires_grad_(False)
+    inputs = proxy_inputs(ToyProtocol, model, x)
+    embedded = model.pre(x)
+    weights = [model.pre.weight, model.l1.weight, model.l2.weight]
+    inner = model.act(model.l1(embedded))
+    *grads, jacobian = torch.autograd.grad(model.l2(inner).sum(), [*weights, embedded])
+    expected = {"act": [inner], "head": [embedded], "softmax": [], "weight": weights, "grad": grads,
+                "jacobian": [jacobian]}
+    assert list(inputs) == list(INPUTS)
+    for name, tensors in expected.items():
+        assert len(inputs[name]) == len(tensors)
+        for got, want in zip(inputs[name], tensors):
+            torch.testing.assert_close(got, want.detach())
+    for needed in ({"act"}, {"jacobian"}, {"grad", "head"}):  # jacobian alone: no weight requires grad
+        some = proxy_inputs(ToyProtocol, model, x, needed)
+        assert set(some) == needed
+        assert all(torch.equal(a, b) for name in needed for a, b in zip(some[name], inputs[name], strict=True))
+    assert all(p.grad is None for p in model.parameters())
+    assert [p.requires_grad for p in model.parameters()] == [True] * 5 + [False]

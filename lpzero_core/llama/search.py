@@ -12,12 +12,13 @@ head        the query projection output ``q_proj(x)`` (L sites)
 softmax     the attention probabilities (L sites, [B, heads, T, T]; the pass runs eager attention for it)
 jacobian    ``∂loss/∂E`` for the input embeddings ``E`` (1 site)
 ==========  ==============================================================================================
-Only the inputs the proxy reads are collected; tensors stay in the model's dtype. The embedding and head weights
-are not sites. During the pass only the site weights require grad (the input embeddings too for ``jacobian``);
-afterwards every ``.grad`` of the model is ``None`` and the ``requires_grad`` flags are restored. The default proxy
-(:data:`DEFAULT_PROXY`) is the one LPZero released for GPT-2 (``lpzero_core.search.proxy.RELEASED["lpzero_gpt2"]``),
-``mean_l[ mean(W_l²) + mean(softmax(G_l)²) ]`` (softmax over dim 0 of each gradient), here over the 7·L
-projections.
+Only the inputs the proxy reads are collected, by the extraction's ``proxy_inputs`` (``ProxyProtocol`` names the
+sites and the loss); tensors stay in the model's dtype. The embedding and head weights are not sites. During the pass
+only the site weights require grad (the input embeddings too for ``jacobian``); afterwards every ``.grad`` of the
+model is ``None`` and the ``requires_grad`` flags are restored, also on the parent's tensors a sub-network shares.
+The default proxy (:data:`DEFAULT_PROXY`) is the one LPZero released for GPT-2
+(``lpzero_core.search.proxy.RELEASED["lpzero_gpt2"]``), ``mean_l[ mean(W_l²) + mean(softmax(G_l)²) ]`` (softmax
+over dim 0 of each gradient), here over the 7·L projections.
 
 Budget
 ------
@@ -31,10 +32,11 @@ Evolution (steady state, like LPZero's GP; ``rng = numpy.random.default_rng`` of
 ``seeds.streams(seed, 2)`` — ``SeedSequence(seed).spawn(2)`` — the second one draws the random baselines)
 ------------------------------------------------------------------------------------------------------
 * population: the uniform configuration plus ``population - 1`` repaired random ones (distinct);
-* each of ``iterations`` steps: two parents uniformly from the better half; uniform crossover (each layer's width
-  from either parent, p = 1/2); mutation (each layer redrawn uniformly with p = 1/L); repair; an offspring already
-  in the population is dropped, otherwise it replaces the worst member (the best is never lost);
-* fitness = proxy value (higher is better), each configuration scored once.
+* each of ``iterations`` steps of the loop in ``lpzero_core.search.steady_state``: two parents drawn uniformly
+  *with replacement* from the better half; uniform crossover (each layer's width from either parent, p = 1/2);
+  mutation (each layer redrawn uniformly with p = 1/L); repair; an offspring already in the population is dropped,
+  otherwise the worst member leaves and the offspring joins (``replace_worst``; the best is never lost);
+* fitness = proxy value (higher is better; a non-finite value counts as −inf), each configuration scored once.
 Because the uniform configuration starts in the population, the result's proxy value is never below uniform's.
 
 Baselines (same budget): ``uniform`` (the widest single width that fits), ``magnitude`` (from the full model,
@@ -56,7 +58,10 @@ from lpzero_core.llama.model import ATTENTION_PROJECTIONS, MLP_PROJECTIONS, deco
 from lpzero_core.llama.space import SubnetSpace
 from lpzero_core.search.ops import INPUTS
 from lpzero_core.search.proxy import RELEASED, Proxy
+from lpzero_core.search.steady_state import replace_worst, steady_state
 from lpzero_core.seeds import streams
+from lpzero_core.stats import extract
+from lpzero_core.stats.benchmarks.base import Sites
 
 DEFAULT_PROXY = str(RELEASED["lpzero_gpt2"])
 
@@ -66,44 +71,33 @@ def needed_inputs(proxy: Proxy) -> set[str]:
     return {proxy.inputs[k] for k in (0, 1) if not proxy.dropped(k)}
 
 
+class ProxyProtocol:
+    """The proxy inputs of a LLaMA-like model as the extraction reads a benchmark (``stats.extract.proxy_inputs``):
+    the sites of the module docstring and the next-token loss of one batch of token ids."""
+
+    name = "llama"
+
+    @staticmethod
+    def sites(model: nn.Module) -> Sites:
+        layers = decoder_layers(model)
+        linear = [m for layer in layers for m in (*(getattr(layer.self_attn, n) for n in ATTENTION_PROJECTIONS),
+                                                  *(getattr(layer.mlp, n) for n in MLP_PROJECTIONS))]
+        return Sites(act=[layer.mlp.down_proj for layer in layers], head=[layer.self_attn.q_proj for layer in layers],
+                     softmax=[layer.self_attn for layer in layers], linear=linear,
+                     embedding=model.get_input_embeddings(),
+                     taps={"act": lambda args, output: args[0], "softmax": lambda args, output: output[1]})
+
+    @staticmethod
+    def loss(model: nn.Module, input_ids: torch.Tensor) -> torch.Tensor:
+        ids = input_ids.to(model.device)
+        return model(input_ids=ids, labels=ids, use_cache=False).loss
+
+
 def proxy_inputs(model: nn.Module, input_ids: torch.Tensor, needed=INPUTS) -> dict[str, list[torch.Tensor]]:
-    """The proxy inputs ``needed`` of ``model`` on one batch (see the module docstring for the sites)."""
-    needed = set(needed)
-    layers = decoder_layers(model)
-    weights = [m.weight for layer in layers for m in (*(getattr(layer.self_attn, n) for n in ATTENTION_PROJECTIONS),
-                                                      *(getattr(layer.mlp, n) for n in MLP_PROJECTIONS))]
-    record: dict[str, list[torch.Tensor]] = {"act": [], "head": []}
-    hooks = []
-    if "act" in needed:
-        hooks += [layer.mlp.down_proj.register_forward_pre_hook(
-            lambda module, args: record["act"].append(args[0].detach())) for layer in layers]
-    if "head" in needed:
-        hooks += [layer.self_attn.q_proj.register_forward_hook(
-            lambda module, args, output: record["head"].append(output.detach())) for layer in layers]
-    params = list(model.parameters())
-    flags = [p.requires_grad for p in params]
-    try:
-        for p in params:  # gradients only where a site reads them (the parent's shared tensors stay clean)
-            p.requires_grad_(False)
-        for w in weights:
-            w.requires_grad_("grad" in needed)
-        with torch.enable_grad(), _attention("eager" if "softmax" in needed else None, model):
-            ids = input_ids.to(model.device)
-            embeds = model.get_input_embeddings()(ids).detach().requires_grad_("jacobian" in needed)
-            out = model(inputs_embeds=embeds, labels=ids, output_attentions="softmax" in needed, use_cache=False)
-            if needed & {"grad", "jacobian"}:
-                out.loss.backward()
-        found = {"weight": [w.detach() for w in weights], "act": record["act"], "head": record["head"],
-                 "softmax": [a.detach() for a in out.attentions or ()],
-                 "grad": [w.grad for w in weights] if "grad" in needed else [],
-                 "jacobian": [embeds.grad] if "jacobian" in needed else []}
-        return {name: found[name] for name in needed}
-    finally:
-        for handle in hooks:
-            handle.remove()
-        for p, flag in zip(params, flags):
-            p.grad = None
-            p.requires_grad_(flag)
+    """The proxy inputs ``needed`` of ``model`` on one batch (see the module docstring for the sites), under eager
+    attention while ``softmax`` is read."""
+    with _attention("eager" if "softmax" in needed else None, model):
+        return extract.proxy_inputs(ProxyProtocol, model, input_ids, needed)
 
 
 @contextmanager
@@ -202,32 +196,30 @@ def search(space: SubnetSpace, proxy: Proxy | str, input_ids: torch.Tensor, budg
             scores[genes] = value if np.isfinite(value) else -np.inf
         return scores[genes]
 
-    members = [budget.uniform()]
+    def vary(parents, rng: np.random.Generator) -> tuple[int, ...]:
+        child = tuple(x if rng.random() < 0.5 else y for x, y in zip(*parents))
+        child = tuple(int(rng.integers(len(space.widths))) if rng.random() < 1 / space.n_layers else g
+                      for g in child)
+        return budget.repair(child, rng)
+
+    def record(iteration: int, members: list) -> None:
+        best, value = max(members, key=lambda gf: gf[1])
+        rows.append({"iteration": iteration, "evaluated": len(scores), "best": value,
+                     "best_widths": space.describe(best)})
+
+    initial = [budget.uniform()]
     for _ in range(50 * population):
-        if len(members) == population:
+        if len(initial) == population:
             break
         genes = budget.repair(space.random(rng), rng)
-        if genes not in members:
-            members.append(genes)
-    rows = []
-    for it in range(iterations + 1):
-        if it:
-            ranked = sorted(members, key=fitness, reverse=True)
-            top = ranked[:max(2, len(ranked) // 2)]
-            a, b = (top[i] for i in rng.choice(len(top), 2))
-            child = tuple(x if rng.random() < 0.5 else y for x, y in zip(a, b))
-            child = tuple(int(rng.integers(len(space.widths))) if rng.random() < 1 / space.n_layers else g
-                          for g in child)
-            child = budget.repair(child, rng)
-            if child not in members:
-                fitness(child)
-                members.remove(ranked[-1])
-                members.append(child)
-        best = max(members, key=fitness)
-        rows.append({"iteration": it, "evaluated": len(scores), "best": scores[best],
-                     "best_widths": space.describe(best)})
-    best = max(members, key=fitness)
-    return SearchResult(best, scores[best], scores, pd.DataFrame(rows))
+        if genes not in initial:
+            initial.append(genes)
+    members, rows = [(genes, fitness(genes)) for genes in initial], []
+    record(0, members)
+    steady_state(members, rng, vary, fitness, stop=iterations, distinct_parents=False, replace=replace_worst,
+                 after=record)
+    best, value = max(members, key=lambda gf: gf[1])
+    return SearchResult(best, value, scores, pd.DataFrame(rows))
 
 
 def random_configs(budget: Budget, n: int, seed: int = 0) -> list[tuple[int, ...]]:

@@ -1,13 +1,15 @@
 """Genetic programming over proxy genotypes: LPZero's steady-state algorithm, seeded and resumable.
 
 Kept apart as in DEAP: representation (``proxy.Proxy``), variation (``random_proxy``, ``crossover``, ``mutate``),
-selection/replacement (``search``), and the fitness of one candidate (``evaluate_candidate``).
+the fitness of one candidate (``evaluate_candidate``), and selection/replacement: the loop of ``steady_state``,
+which ``search`` runs after filling the initial population.
 
-Defaults (LPZero code): population 80, 1000 iterations, one offspring per iteration; parents drawn uniformly
-from the top 50 % by fitness; uniform crossover with p 0.5 (each input and unary op from either parent with
-p 0.5, the binary op from the first parent with p 0.2); mutation with p 0.5 (each gene resampled with p 0.5,
-inputs uniformly, ops by their prior); (μ + 1) replacement: the offspring joins and the worst individual leaves,
-so the best is never lost. Fitness is the rank correlation on the *search split only*.
+Defaults (LPZero code): population 80, 1000 iterations, one offspring per iteration; two distinct parents drawn
+uniformly from the top 50 % by fitness; uniform crossover with p 0.5 (each input and unary op from either parent
+with p 0.5, the binary op from the first parent with p 0.2); mutation with p 0.5 (each gene resampled with p 0.5,
+inputs uniformly, ops by their prior); (μ + 1) replacement (``steady_state.plus_one``): an accepted offspring joins
+and the worst individual leaves, so the best is never lost. Fitness is the rank correlation on the *search split
+only*; a candidate RPS rejects leaves the population unchanged.
 
 Determinism: one ``numpy.random.Generator(seed)`` drives every random choice; evaluation is deterministic, so the
 same seed gives the same history bit for bit. The search writes no file: it reports every candidate and, every
@@ -29,6 +31,7 @@ from lpzero_core.search.metrics import CORRELATIONS
 from lpzero_core.search.ops import BINARY_PRIOR, INPUTS, UNARY_PRIOR
 from lpzero_core.search.proxy import Proxy
 from lpzero_core.search.pruning import RPS
+from lpzero_core.search.steady_state import steady_state
 
 HISTORY_FIELDS = ("step", "phase", "proxy", "fitness", "rejected_by", "evaluations")
 #: longest unary chain: longer chains are almost always disconnected (prior 0.2 vs 0.1 per op), and chains past two
@@ -258,21 +261,22 @@ def search(cache, config: GPConfig = GPConfig(), *, state: SearchState | None = 
             population.append((ev.proxy, ev.fitness))
 
     bar = tqdm(total=config.iterations, initial=iteration, disable=not progress, desc="GP", unit="it")
-    while iteration < config.iterations:
-        if stop_after is not None and iteration >= stop_after:
-            break
-        ranked = sorted(population, key=lambda pf: -pf[1])
-        top = ranked[: max(2, int(len(ranked) * config.parent_fraction))]
-        i, j = rng.choice(len(top), size=2, replace=False)
-        ev = run(offspring((top[i][0], top[j][0]), rng, config), "evolve")
-        if not ev.rejected_by:
-            population.append((ev.proxy, ev.fitness))
-            population.pop(int(np.argmin([f for _, f in population])))
-        iteration += 1
+
+    def fitness_of(proxy: Proxy) -> float | None:
+        ev = run(proxy, "evolve")
+        return None if ev.rejected_by else ev.fitness
+
+    def after(done: int, members: list) -> None:
+        nonlocal iteration
+        iteration = done
         bar.update(1)
-        bar.set_postfix(best=f"{max(f for _, f in population):.4f}", refresh=False)
+        bar.set_postfix(best=f"{max(f for _, f in members):.4f}", refresh=False)
         if iteration % config.checkpoint_every == 0 and iteration < config.iterations:
             observer.checkpoint(snapshot())
+
+    stop = config.iterations if stop_after is None else min(stop_after, config.iterations)
+    steady_state(population, rng, lambda parents, rng: offspring(parents, rng, config), fitness_of, start=iteration,
+                 stop=stop, parent_fraction=config.parent_fraction, after=after)
     bar.close()
     last = snapshot()
     if iteration == config.iterations:

@@ -3,9 +3,9 @@
 Per architecture ``i`` (pure function of benchmark, variant, batch settings, seed and ``i``):
 
 1. ``model = benchmark.build(i, seed)`` (seeded by (seed, i)); the batch is the benchmark's fixed text batch;
-2. forward hooks on the sites record ``act``, ``head`` and ``softmax`` outputs; the embedding output keeps its
-   gradient; one ``loss.backward()``; **then** ``grad`` (= ``weight.grad``) and ``jacobian`` (= d loss / d
-   embeddings) are read; hooks are removed whatever happens;
+2. ``proxy_inputs``: forward hooks on the sites record ``act``, ``head`` and ``softmax``; the embedding output keeps
+   its gradient; one ``loss.backward()``; **then** ``grad`` (= ``weight.grad``) and ``jacobian`` (= d loss / d
+   embeddings) are read; hooks are removed and ``requires_grad`` flags restored whatever happens;
 3. per input and site: the full-fidelity 20×20 table of two-op chain means and a bounded sample (cache.py);
 4. descriptors (structure, parameter counts, FLOPs) and the hand-crafted baselines (three passes, each on a fresh
    model built with the same seed, so in-place tricks such as synflow's |θ| never leak).
@@ -32,7 +32,7 @@ from lpzero_core.search.ops import INPUTS, branch_table, warm_up
 from lpzero_core.seeds import sample_seed
 from lpzero_core.stats import baselines as baseline_proxies
 from lpzero_core.stats import benchmarks
-from lpzero_core.stats.benchmarks.base import Benchmark
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites
 from lpzero_core.stats.cache import StatsCache, cache_dir, cache_key, missing_archs, site_sample, write_arch
 
 
@@ -83,39 +83,80 @@ def heap_reuse():
 
 
 @contextmanager
-def recording(benchmark: Benchmark, model: torch.nn.Module):
-    """Hooks that fill ``record`` with per-site outputs of act/head/softmax and the embedding output."""
-    sites = benchmark.sites(model)
+def recording(sites: Sites, needed=INPUTS):
+    """Hooks that fill ``record`` with the per-site tensors of the ``needed`` ones of act/head/softmax (a site's
+    output, or what ``sites.taps`` reads from its call) and with the embedding output.
+
+    For ``jacobian`` the embedding output keeps its gradient: retained where it already requires grad, otherwise
+    replaced by a leaf copy that requires it (the values downstream are unchanged)."""
     record: dict[str, list] = {"act": [], "head": [], "softmax": [], "embedding": []}
 
     def keep(name):
-        return lambda module, args, output: record[name].append(output.detach())
+        tap = sites.taps.get(name, lambda args, output: output)
+        return lambda module, args, output: record[name].append(tap(args, output).detach())
 
     def keep_embedding(module, args, output):
-        output.retain_grad()
+        if "jacobian" in needed and output.requires_grad:
+            output.retain_grad()
+        elif "jacobian" in needed:
+            output = output.detach().requires_grad_()
         record["embedding"].append(output)
+        return output
 
-    handles = [m.register_forward_hook(keep(name)) for name in ("act", "head", "softmax")
+    handles = [m.register_forward_hook(keep(name)) for name in ("act", "head", "softmax") if name in needed
                for m in getattr(sites, name)]
     handles.append(sites.embedding.register_forward_hook(keep_embedding))
     try:
-        yield sites, record
+        yield record
     finally:
         for handle in handles:
             handle.remove()
 
 
-def proxy_inputs(benchmark: Benchmark, model: torch.nn.Module, batch: dict) -> dict[str, list[torch.Tensor]]:
-    """The six proxy inputs of one model on one batch, gradients read after the backward pass."""
-    model.zero_grad(set_to_none=True)
-    with recording(benchmark, model) as (sites, record):
-        benchmark.loss(model, batch).backward()
-    if len(record["embedding"]) != 1:
-        raise RuntimeError(f"{benchmark.name}: the embedding site ran {len(record['embedding'])} times, expected 1")
-    return {"act": record["act"], "head": record["head"], "softmax": record["softmax"],
-            "weight": [m.weight.detach() for m in sites.linear],
-            "grad": [m.weight.grad.detach() for m in sites.linear],
-            "jacobian": [record["embedding"][0].grad.detach()]}
+@contextmanager
+def grad_only(model: torch.nn.Module, tensors: list[torch.Tensor]):
+    """Inside the block, of the parameters of ``model`` only ``tensors`` require grad, and none holds a ``.grad``;
+    on exit every ``.grad`` is None again and the ``requires_grad`` flags are restored (tensors that a sub-network
+    shares with its parent stay clean)."""
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.grad = None
+            p.requires_grad_(False)
+        for t in tensors:
+            t.requires_grad_(True)
+        yield
+    finally:
+        for p, flag in zip(params, flags):
+            p.grad = None
+            p.requires_grad_(flag)
+
+
+def proxy_inputs(benchmark: Benchmark, model: torch.nn.Module, batch, needed=INPUTS) -> dict[str, list[torch.Tensor]]:
+    """The proxy inputs ``needed`` (default all six) of one model on one batch, as ``benchmark.sites(model)`` names
+    them (``benchmarks.base``), for the loss ``benchmark.loss(model, batch)``; ``benchmark`` is anything with those
+    two methods and a ``name`` (the LLaMA search passes its own).
+
+    Only what the needed inputs read is recorded or differentiated: during the pass the linear sites' weights
+    require grad for ``grad``, the embedding output for ``jacobian``, nothing else (``grad_only``); the backward
+    pass runs only for those two, and ``grad`` and ``jacobian`` are read after it.
+    """
+    needed = set(needed)
+    sites = benchmark.sites(model)
+    weights = [m.weight for m in sites.linear]
+    with torch.enable_grad(), grad_only(model, weights if "grad" in needed else []), recording(sites, needed) as record:
+        loss = benchmark.loss(model, batch)
+        if needed & {"grad", "jacobian"}:
+            loss.backward()
+        if len(record["embedding"]) != 1:
+            raise RuntimeError(f"{benchmark.name}: the embedding site ran {len(record['embedding'])} times, "
+                               f"expected 1")
+        found = {"act": record["act"], "head": record["head"], "softmax": record["softmax"],
+                 "weight": [w.detach() for w in weights],
+                 "grad": [w.grad.detach() for w in weights] if "grad" in needed else [],
+                 "jacobian": [record["embedding"][0].grad.detach()] if "jacobian" in needed else []}
+    return {x: found[x] for x in INPUTS if x in needed}
 
 
 def extract_one(config: dict, i: int, device: str = "cpu") -> tuple[dict, dict, dict]:

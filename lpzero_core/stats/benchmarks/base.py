@@ -19,11 +19,16 @@ Conventions shared by all benchmarks
   grad          ``m.weight.grad`` of the same modules, read **after** ``loss.backward()``
   jacobian      d loss / d (forward output of ``Sites.embedding``): one site, the input embeddings
   ============  =====================================================================================
+
+  Where the tensor of an act/head/softmax site is not its module's output, ``Sites.taps[input](args, output)``
+  reads it from the module's call (the LLaMA search: ``act`` is the input of ``down_proj``); read by the extraction,
+  while the hand-crafted baselines read module outputs.
 """
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +62,7 @@ class Sites:
     softmax: list[nn.Module]
     linear: list[nn.Module]
     embedding: nn.Module
+    taps: dict[str, Callable] = field(default_factory=dict)
 
 
 @dataclass
