@@ -185,3 +185,24 @@ def test_estimate_chain_corrects_for_missing_rows_and_elements():
     assert norm == pytest.approx(float(torch.linalg.vector_norm(x)), rel=0.05)
     log_mean = estimate_chain(sample, ("logsoftmax", "to_mean_scalar", "no_op"), *stats)
     assert log_mean == pytest.approx(float(apply_chain(x, ("logsoftmax", "to_mean_scalar", "no_op"))), rel=0.02)
+
+
+def test_fused_row_sums_equal_eager_and_fall_back_to_it_with_a_warning(monkeypatch):
+    """The compiled pass (``_row_sums``) gives the eager sums (``_sums``) to rounding; where compiling fails the
+    table is computed eagerly, with one warning, and stays exact."""
+    x = (torch.randn(16, 40, generator=torch.Generator().manual_seed(5)) * 3 - 1).double()
+    args = (x, x.mean(), x.min(), x.amax(dim=0))
+    for fused, eager in zip(ops._row_sums(*args), ops._sums(*args)):
+        torch.testing.assert_close(fused, eager, rtol=1e-12, atol=0)
+
+    def no_compiler(fn, **kwargs):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler")
+        return fail
+
+    monkeypatch.setattr(ops, "_compiled_sums", None)
+    monkeypatch.setattr(torch, "compile", no_compiler)
+    with pytest.warns(UserWarning, match="torch.compile failed"):
+        table = ops.branch_table(x)
+    assert ops._compiled_sums is ops._sums
+    torch.testing.assert_close(table, _reference_table(x), rtol=1e-9, atol=1e-12, equal_nan=True)
