@@ -136,3 +136,17 @@ def test_expression_tree_shows_every_node(tmp_path):
     assert dropped.get_alpha() < 1, "the dropped branch is greyed out"
     assert proxy.formula() in fig.axes[0].get_title()
     _check_files(plots.save(fig, tmp_path / "tree"))
+
+
+def test_mode_comparison_always_draws_the_strongest_structural_baseline():
+    """Beside the named references, the structural row of highest held-out ρ gets a line: on GPT-2 that is a
+    parameter count, not (n_layers, hidden), and a figure without it would flatter the searched modes."""
+    seeds = pd.DataFrame({"mode": ["tree", "tree"], "heldout_spearman": [0.97, 0.96]})
+    table = pd.DataFrame({"proxy": ["tree (seed 0 of 2)", "n_layers_hidden", "params_attention", "flops"],
+                          "kind": ["mode", "structural", "structural", "structural"],
+                          "spearman": [0.97, 0.54, 0.976, 0.73], "spearman_ci_low": [0.96, 0.5, 0.97, 0.7],
+                          "spearman_ci_high": [0.98, 0.6, 0.98, 0.76], "n": [150] * 4})
+    fig = plots.mode_comparison(seeds, table)
+    lines = {line.get_label(): line.get_ydata()[0] for line in fig.axes[0].get_lines() if "ρ =" in line.get_label()}
+    assert set(lines) == {"n_layers_hidden: ρ = 0.540", "params_attention: ρ = 0.976"}
+    plt.close(fig)

@@ -355,9 +355,13 @@ def mode_comparison(seeds: pd.DataFrame, table: pd.DataFrame, reference: tuple[s
                     title: str = "") -> plt.Figure:
     """Held-out Spearman ρ by search mode: one dot per seed (``seeds``: the ``seeds.csv`` rows of the mode runs,
     column ``mode``), the chosen proxy's ρ with its bootstrap 95 % CI (``table``: rows of kind ``mode``/``multi``
-    and ``searched`` of a results table, matched by the mode name they start with), and a dashed line per
-    ``reference`` row of ``table`` (the structural baselines)."""
+    and ``searched`` of a results table, matched by the mode name they start with), and a line per ``reference``
+    row of ``table``, plus the structural baseline of highest held-out ρ in ``table`` (kind ``structural``), so the
+    strongest trivial score is always drawn beside the searched ones."""
     modes = list(dict.fromkeys(seeds["mode"]))
+    structural = table[table["kind"] == "structural"] if "kind" in table else table.iloc[:0]
+    if len(structural):
+        reference = tuple(dict.fromkeys((*reference, structural.loc[structural["spearman"].idxmax(), "proxy"])))
     with _style():
         fig, ax = plt.subplots(figsize=(7, 3.8))
         for k, mode in enumerate(modes):
@@ -370,7 +374,7 @@ def mode_comparison(seeds: pd.DataFrame, table: pd.DataFrame, reference: tuple[s
                 ax.errorbar(k + 0.3, r["spearman"], yerr=[[r["spearman"] - r["spearman_ci_low"]],
                                                          [r["spearman_ci_high"] - r["spearman"]]],
                             fmt="D", color="#d62728", capsize=3, zorder=4, label="chosen (95 % CI)" if k == 0 else None)
-        for name, style in zip(reference, ("--", ":", "-.")):
+        for name, style in zip(reference, ("--", ":", "-.", (0, (1, 3)))):
             base = table[table["proxy"] == name]
             if len(base):
                 ax.axhline(base["spearman"].iloc[0], color="#2ca02c", ls=style, lw=1.4,
