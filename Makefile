@@ -10,8 +10,8 @@ export MPLBACKEND ?= Agg
 ifneq ($(wildcard /opt/wheels),)
 export UV_FIND_LINKS ?= /opt/wheels
 endif
-# FlexiBERT architectures extracted by `make demo` (ids 0..DEMO_ARCHS-1; 0..49 are the search split): 300 take about
-# 10 minutes on 2 cores at the full run's rate (1.9 s per architecture); DEMO_ARCHS=500 is the full benchmark (16.6 min measured from a fresh clone).
+# FlexiBERT architectures extracted by `make demo` (ids 0..DEMO_ARCHS-1; 0..49 are the search split): `make demo` with 300
+# took 10.3 minutes from a fresh clone on 2 cores; DEMO_ARCHS=500 is the full benchmark (16.6 min measured from a fresh clone).
 DEMO_ARCHS ?= 300
 
 .PHONY: venv test demo example bench extract lab paper results lpzero-batch clean-cache
