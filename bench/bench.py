@@ -46,7 +46,7 @@ from lpzero_core.search.ops import warm_up
 from lpzero_core.search.proxy import RELEASED
 from lpzero_core.search.pruning import RPS
 from lpzero_core.stats import benchmarks
-from lpzero_core.stats.baselines import BASELINES
+from lpzero_core.stats.baselines import PASSES
 from lpzero_core.stats.benchmarks import synthetic
 from lpzero_core.stats.cache import StatsCache, cache_dir
 from lpzero_core.stats.extract import extract, extract_one, heap_reuse, proxy_inputs, settings, torch_threads
@@ -151,7 +151,7 @@ def forward_backward_seconds(benchmark, i: int, config: dict) -> float:
 def baselines_seconds(alone: dict[str, float]) -> float:
     """Seconds to compute all network baselines of one architecture, from each one's seconds alone: each pass once
     (``joint_seconds``)."""
-    return joint_seconds(alone, alone, {name: b.run.__name__ for name, b in BASELINES.items()})
+    return joint_seconds(alone, alone, PASSES)
 
 
 def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:

@@ -480,6 +480,10 @@ BASELINES: dict[str, Baseline] = {
               Baseline(shared_pass, eznas))
 }
 
+#: per network baseline, the name of the pass it reads (``shared_pass``, ``synflow_pass``, ``grasp_pass``): baselines
+#: of one pass cost that pass once when computed together
+PASSES: dict[str, str] = {name: b.run.__name__ for name, b in BASELINES.items()}
+
 #: structural baselines, read from ``benchmark.descriptors(i)`` (no network)
 STRUCTURAL = ("params_total", "params_decoder", "params_attention", "params_ffn", "flops", "n_layers",
               "n_layers_hidden")

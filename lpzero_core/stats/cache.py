@@ -41,7 +41,7 @@ from safetensors.numpy import load_file, save
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import PROJECT_ROOT, atomic_write
 from lpzero_core.search.ops import INPUTS, SCALAR_OPS, TABLE_INDEX, apply_chain, estimate_chain
-from lpzero_core.stats.baselines import BASELINES
+from lpzero_core.stats.baselines import BASELINES, PASSES
 
 #: bump when the meaning of stored statistics changes; part of every cache key
 EXTRACTION_VERSION = 3  # 2: branch tables computed in float64 (ops.branch_table), was float32 chains; 3: a checksum
@@ -219,7 +219,7 @@ class StatsCache:
     def baseline_passes(self) -> dict[str, str]:
         """Per network baseline, the pass it reads (``stats.baselines``: the shared forward + backward, synflow's,
         GraSP's): baselines of one pass cost that pass once when computed together."""
-        return {name: BASELINES[name].run.__name__ for name in self.baselines.columns}
+        return {name: PASSES[name] for name in self.baselines.columns}
 
     @classmethod
     def from_arrays(cls, manifest: dict, per_arch: list[tuple[dict[str, np.ndarray], dict]]) -> "StatsCache":
