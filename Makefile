@@ -14,7 +14,7 @@ endif
 # took 10.3 minutes from a fresh clone on 2 cores; DEMO_ARCHS=500 is the full benchmark (16.6 min measured from a fresh clone).
 DEMO_ARCHS ?= 300
 
-.PHONY: venv test demo example bench extract lab paper results lpzero-batch clean-cache
+.PHONY: venv test demo example bench extract lab paper results ceiling lpzero-batch clean-cache
 
 venv: $(VENV)/.installed
 
@@ -57,6 +57,11 @@ RESULTS_BENCHMARKS ?= flexibert gpt2-wt103
 results: venv
 	$(BIN)/lpzero results --benchmarks $(RESULTS_BENCHMARKS) --published 30 $(RESULTS_FLAGS)
 
+# What each benchmark allows (results/<benchmark>-ceiling.csv|md, figures/<benchmark>_ceiling.*): retraining noise
+# and a supervised learning curve over the architecture description, beside the mode runs `make results` left.
+ceiling: venv
+	@set -e; for b in $(RESULTS_BENCHMARKS); do $(BIN)/lpzero ceiling --benchmark $$b; done
+
 # JupyterLab on the project. The notebooks name the kernel "python3": installed into the venv (which Jupyter
 # prefers over user-level kernels), it is the venv's own interpreter. LAB_FLAGS: e.g. --no-browser --port 8890.
 LAB_FLAGS ?=
@@ -71,6 +76,7 @@ PAPER_BENCHMARKS ?= flexibert gpt2-wt103
 PAPER_FLAGS ?=
 paper: venv
 	$(MAKE) results RESULTS_BENCHMARKS="$(PAPER_BENCHMARKS)"
+	$(MAKE) ceiling RESULTS_BENCHMARKS="$(PAPER_BENCHMARKS)"
 	@set -e; for b in $(PAPER_BENCHMARKS); do mkdir -p runs/paper/$$b; \
 	  for nb in 01_extract_statistics 02_search_proxy 03_correlation_plots; do \
 	    echo "== $$b: $$nb"; \

@@ -1,4 +1,4 @@
-"""The ``lpzero`` command: extract / info / search / evaluate / rank / results / cache verify.
+"""The ``lpzero`` command: extract / info / search / evaluate / rank / results / ceiling / cache verify.
 
 Arguments are checked when parsed (ranges, paths): a wrong value is one line naming the argument, the value and what
 is allowed, exit status 2, before any cache is loaded. Expected failures afterwards (``LPZeroError``, an ``OSError``
@@ -333,6 +333,16 @@ def cmd_results(args) -> int:
     return 0
 
 
+def cmd_ceiling(args) -> int:
+    from lpzero_core.workbench import ceiling
+
+    bench = _get(args)
+    curve = ceiling.learning_curve(bench, args.sizes, args.repeats, args.seed)
+    print(ceiling.write(curve, bench, args.out, args.figures, ceiling.mode_seeds(args.runs, bench.name)))
+    print(f"wrote {args.out}/{bench.name}-ceiling.csv|md and {args.figures}/{bench.name}_ceiling.png|pdf")
+    return 0
+
+
 def cmd_cache_verify(args) -> int:
     from lpzero_core.stats import benchmarks
     from lpzero_core.stats.cache import cache_dir, read_manifest, refill_hint, verify
@@ -452,6 +462,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also compare our FlexiBERT port baselines with the published CSV on N architectures")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(run=cmd_results)
+
+    p = sub.add_parser("ceiling", help="what the benchmark allows: retraining noise, and a supervised learning "
+                                       "curve over the architecture description (no cache needed)")
+    _benchmark_args(p)
+    p.add_argument("--sizes", type=POSITIVE, nargs="+", default=None,
+                   help="labelled architectures per fit (default: 5, 10, 20, 40, 60, 80 %% of the benchmark)")
+    p.add_argument("--repeats", type=POSITIVE, default=5, help="random draws per size")
+    p.add_argument("--seed", type=COUNT, default=0)
+    p.add_argument("--out", type=_writable_dir, default=Path("results"))
+    p.add_argument("--figures", type=_writable_dir, default=Path("figures"))
+    p.add_argument("--runs", type=Path, default=Path("runs/results"),
+                   help="where `lpzero results` left the mode runs drawn beside the curve")
+    p.set_defaults(run=cmd_ceiling)
 
     p = sub.add_parser("cache", help="statistics cache maintenance")
     actions = p.add_subparsers(dest="action", required=True)

@@ -400,3 +400,60 @@ def pareto_front(points: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.set_title(title or f"Pareto front ({len(points)} trees)")
         fig.tight_layout()
     return fig
+
+
+# -- what the benchmark allows ----------------------------------------------------------------------------------------
+CEILING_LABELS = {"spearman": "Spearman ρ", "kendall": "Kendall τ-b", "strata_kendall": "mean τ within strata",
+                  "top10_kendall": "top-10 % τ"}
+
+
+def ceiling_curve(curve: pd.DataFrame, seeds: pd.DataFrame | None = None, table: pd.DataFrame | None = None,
+                  panels: tuple[str, ...] = tuple(CEILING_LABELS), title: str = "") -> plt.Figure:
+    """Per metric in ``panels``: the supervised forest's held-out value against the number of labelled
+    architectures (``ceiling.learning_curve`` rows: median line, min–max band over draws; the search-split fit as a
+    black square), the noise ceiling as a dotted line where the benchmark has repeats, and the search modes'
+    held-out values (``seeds``: ``seeds.csv`` rows with columns ``mode`` and ``heldout_<metric>`` or
+    ``<metric>``) as per-mode medians with their seed range, at the search split's size, and per panel the best
+    structural baseline of ``table`` (a held-out results table) as a dashed line. Two panels per row."""
+    structural = table[table["kind"] == "structural"] if table is not None else None
+    draws = curve[curve["fit"] == "forest on random draws"]
+    search = curve[curve["fit"] == "forest on the search split"]
+    noise = curve[curve["fit"] == "noise ceiling (σ)"]
+    with _style():
+        rows = (len(panels) + 1) // 2
+        fig, axes = plt.subplots(rows, min(2, len(panels)), figsize=(10.4, 3.8 * rows), squeeze=False)
+        for ax in axes.flat[len(panels):]:
+            ax.set_visible(False)
+        for ax, metric in zip(axes.flat, panels):
+            grouped = draws.groupby("n_train")[metric]
+            n = grouped.median().index.to_numpy()
+            ax.fill_between(n, grouped.min(), grouped.max(), color="#1f77b4", alpha=0.2, lw=0)
+            ax.plot(n, grouped.median(), marker="o", color="#1f77b4", label="forest on the architecture description")
+            if len(search):
+                ax.scatter(search["n_train"], search[metric], marker="s", color="black", zorder=4,
+                           label=f"forest on the search split: {search[metric].iloc[0]:.3f}")
+            if len(noise) and np.isfinite(noise[metric].iloc[0]):
+                ax.axhline(noise[metric].iloc[0], color="#7f7f7f", ls=":",
+                           label=f"retraining-noise ceiling: {noise[metric].iloc[0]:.3f}")
+            if structural is not None and structural[metric].notna().any():
+                best = structural.loc[structural[metric].idxmax()]
+                ax.axhline(best[metric], color="#2ca02c", ls="--", lw=1.2, label=f"{best['proxy']}: {best[metric]:.3f}")
+            if seeds is not None and len(search):
+                column = f"heldout_{metric}" if f"heldout_{metric}" in seeds else metric
+                modes = list(dict.fromkeys(seeds["mode"])) if column in seeds else []
+                offsets = np.linspace(0.9, 1.1, len(modes)) if len(modes) > 1 else [1.0]
+                for k, mode in enumerate(modes):
+                    v = seeds.loc[seeds["mode"] == mode, column].to_numpy(float)
+                    x = search["n_train"].iloc[0] * offsets[k]
+                    ax.errorbar(x, np.median(v), yerr=[[np.median(v) - v.min()], [v.max() - np.median(v)]],
+                                fmt="D", ms=5, capsize=2, color=sns.color_palette("Set1")[k % 9], zorder=5,
+                                label=f"search mode {mode}: {np.median(v):.3f}")
+            ax.set_xscale("log")
+            ax.set_xticks(n, [str(int(v)) for v in n])
+            ax.minorticks_off()
+            ax.set_xlabel("labelled architectures (log scale)")
+            ax.set_ylabel(f"held-out {CEILING_LABELS[metric]}")
+            ax.legend(loc="best", fontsize=7)
+        fig.suptitle(title or "What the architecture description predicts, against labelled architectures")
+        fig.tight_layout()
+    return fig
