@@ -99,6 +99,22 @@ def test_flexibert_repeats_and_the_ceiling_command(tmp_path, capsys):
                    "--out", str(tmp_path), "--figures", str(tmp_path), "--runs", str(tmp_path)])
     assert status == 0
     curve = pd.read_csv(tmp_path / "flexibert-ceiling.csv")
-    assert curve["fit"].tolist()[:4] == ["noise ceiling (σ)", "noise ceiling (σ at its 95 % CI's low end)",
-                                         "noise ceiling (σ at its 95 % CI's high end)", "forest on the search split"]
+    assert curve["fit"].tolist()[:3] == ["noise ceiling (σ)", "noise ceiling (σ at its 95 % CI's low end)",
+                                         "noise ceiling (σ at its 95 % CI's high end)"]
+    assert curve["fit"].tolist()[-2:] == ["forest on the search split", "forest on random draws"]
     assert (tmp_path / "flexibert_ceiling.png").exists() and "σ = 0.603" in capsys.readouterr().out
+
+
+def test_oracle_rows_are_the_best_held_out_scalar_and_pair(synthetic_cache):
+    from lpzero_core.search import metrics
+
+    single, pair = ceiling.oracle_rows(synthetic_cache)
+    h = synthetic_cache.heldout_ids
+    columns = [*synthetic_cache.descriptors, *synthetic_cache.baselines]
+    values = {c: (synthetic_cache.descriptors[c] if c in synthetic_cache.descriptors
+                  else synthetic_cache.baselines[c]).to_numpy(float)[h] for c in columns}
+    best = max(abs(metrics.spearman(v, synthetic_cache.target[h])) for v in values.values() if np.nanstd(v) > 0)
+    assert single["spearman"] == pytest.approx(best)
+    for m in ceiling.METRICS:  # the pair oracle's candidates include every single scalar
+        assert pair[m] >= single[m] - 1e-12
+    assert single["best"].startswith("spearman: ")

@@ -17,10 +17,14 @@ property of the benchmark, measured here without any proxy:
    set — the same labels and the same held-out architectures a proxy search gets. A zero-cost proxy found on the
    search split competes with that row; the curve shows how much more labelled data would buy. The forest is one
    learner, so the curve is a reference, not a bound.
+3. **Held-out oracles over network scalars** (:func:`oracle_rows`, where the statistics cache exists): the best
+   single descriptor or baseline, and the best weighted pair of them, each metric maximised on the held-out set
+   itself — the most any score of that simple form could reach there, however it was found.
 
-Run: ``lpzero ceiling --benchmark flexibert`` writes ``results/<benchmark>-ceiling.csv`` (every fit),
-``results/<benchmark>-ceiling.md`` (the summary) and ``figures/<benchmark>_ceiling.png|pdf``; the figure adds the
-search modes' held-out values where ``lpzero results`` left their runs.
+Run: ``lpzero ceiling --benchmark flexibert`` (the oracle rows need the benchmark's complete statistics cache)
+writes ``results/<benchmark>-ceiling.csv`` (every fit), ``results/<benchmark>-ceiling.md`` (the summary) and
+``figures/<benchmark>_ceiling.png|pdf``; the figure adds the search modes' held-out values where ``lpzero results``
+left their runs.
 """
 from __future__ import annotations
 
@@ -118,6 +122,42 @@ def ceiling_rows(benchmark: Benchmark, ids: np.ndarray) -> list[dict]:
     return rows
 
 
+def oracle_rows(cache, weights=(0.25, 0.5, 0.75)) -> list[dict]:
+    """Upper references over the network scalars of a statistics cache (descriptors and baselines), rank-normalised
+    (mid-ranks; a missing value takes the middle rank), each metric maximised *separately over the held-out set
+    itself*: not a method (it reads held-out targets) but the most any score of the form can reach there. Forms:
+    one scalar, either sign; w·a + (1 − w)·b of two scalars, either signs, w ∈ ``weights``. Column ``best`` names
+    the maximising score of each metric."""
+    ids = cache.heldout_ids
+    target, strata = cache.target[ids], cache.strata[ids]
+    columns = {**{f"{k}": cache.descriptors[k] for k in cache.descriptors},
+               **{k: cache.baselines[k] for k in cache.baselines}}
+    ranked = {}
+    for name, values in columns.items():
+        v = values.to_numpy(float)
+        if np.isfinite(v).sum() > 1 and np.nanstd(v) > 0:
+            ranked[name] = stats.rankdata(np.where(np.isfinite(v), v, np.nanmedian(v)))[ids] / len(v)
+    singles = {f"{'−' if sign < 0 else ''}{a}": sign * x for a, x in ranked.items() for sign in (1, -1)}
+    names = list(ranked)
+    pairs = {f"{w:g}·{'−' if sa < 0 else ''}{a} + {1 - w:g}·{'−' if sb < 0 else ''}{b}":
+             w * sa * ranked[a] + (1 - w) * sb * ranked[b]
+             for k, a in enumerate(names) for b in names[k + 1:] for sa in (1, -1) for sb in (1, -1) for w in weights}
+    rows = []
+    for fit, scores in (("held-out oracle: one network scalar", singles),
+                        ("held-out oracle: a weighted pair of network scalars", singles | pairs)):
+        values = {m: {} for m in METRICS}
+        for name, x in scores.items():
+            values["spearman"][name] = metrics.spearman(x, target)
+            values["kendall"][name] = metrics.kendall(x, target)
+            values["strata_kendall"][name] = metrics.stratified(x, target, strata)
+            values["top10_kendall"][name] = metrics.top_k(x, target, 0.10)
+        best = {m: max(v, key=lambda n: np.nan_to_num(v[n], nan=-np.inf)) for m, v in values.items()}
+        rows.append({"fit": fit, "n_train": 0, "repeat": 0, "n_test": len(ids),
+                     **{m: values[m][best[m]] for m in METRICS},
+                     "best": "; ".join(f"{m}: {best[m]}" for m in METRICS)})
+    return rows
+
+
 def _scores(features: np.ndarray, benchmark: Benchmark, train: np.ndarray, seed: int) -> np.ndarray:
     forest = RandomForestRegressor(n_estimators=500, min_samples_leaf=2, random_state=seed)
     return forest.fit(features[train], benchmark.target[train]).predict(features)
@@ -132,8 +172,9 @@ def _row(fit: str, scores: np.ndarray, benchmark: Benchmark, train: np.ndarray, 
             "top10_kendall": metrics.top_k(s, t, 0.10)}
 
 
-def learning_curve(benchmark: Benchmark, sizes=None, repeats: int = 5, seed: int = 0) -> pd.DataFrame:
-    """The noise-ceiling rows, the forest fit on the search split (scored on the held-out set) and ``repeats``
+def learning_curve(benchmark: Benchmark, sizes=None, repeats: int = 5, seed: int = 0, cache=None) -> pd.DataFrame:
+    """The noise-ceiling rows, the held-out oracle rows where a statistics ``cache`` is given
+    (:func:`oracle_rows`), the forest fit on the search split (scored on the held-out set) and ``repeats``
     random draws per training size in ``sizes`` (default ``FRACTIONS`` of the benchmark; scored on the
     architectures not drawn). Draw r of size n uses ``numpy.random.default_rng([seed, n, r])``."""
     finite = np.flatnonzero(np.isfinite(benchmark.target))
@@ -145,7 +186,7 @@ def learning_curve(benchmark: Benchmark, sizes=None, repeats: int = 5, seed: int
     features = architecture_features(benchmark).to_numpy()
     search = np.intersect1d(benchmark.search_ids, finite)
     heldout = np.setdiff1d(finite, search)
-    rows = ceiling_rows(benchmark, heldout)
+    rows = ceiling_rows(benchmark, heldout) + ([] if cache is None else oracle_rows(cache))
     rows.append(_row("forest on the search split", _scores(features, benchmark, search, seed), benchmark, search,
                      heldout, 0))
     for n in sizes:
@@ -162,6 +203,8 @@ def summarize(curve: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (fit, n), part in curve.groupby(["fit", "n_train"], sort=False):
         row = {"fit": fit, "n_train": int(n), "draws": len(part), "n_test": int(part["n_test"].median())}
+        if "best" in part and isinstance(part["best"].iloc[0], str):
+            row["fit"] += f" ({part['best'].iloc[0]})"
         for m in METRICS:
             v = part[m].to_numpy(float)
             v = v[np.isfinite(v)]

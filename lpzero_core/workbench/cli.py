@@ -334,10 +334,16 @@ def cmd_results(args) -> int:
 
 
 def cmd_ceiling(args) -> int:
+    from lpzero_core.stats.extract import open_cache
     from lpzero_core.workbench import ceiling
 
     bench = _get(args)
-    curve = ceiling.learning_curve(bench, args.sizes, args.repeats, args.seed)
+    try:
+        cache = open_cache(args.benchmark, args.variant, target=args.target, higher_is_better=args.higher_is_better)
+    except LPZeroError as error:
+        cache = None
+        print(f"no held-out oracle rows: {error}")
+    curve = ceiling.learning_curve(bench, args.sizes, args.repeats, args.seed, cache)
     print(ceiling.write(curve, bench, args.out, args.figures, ceiling.mode_seeds(args.runs, bench.name)))
     print(f"wrote {args.out}/{bench.name}-ceiling.csv|md and {args.figures}/{bench.name}_ceiling.png|pdf")
     return 0

@@ -411,7 +411,8 @@ def ceiling_curve(curve: pd.DataFrame, seeds: pd.DataFrame | None = None, table:
                   panels: tuple[str, ...] = tuple(CEILING_LABELS), title: str = "") -> plt.Figure:
     """Per metric in ``panels``: the supervised forest's held-out value against the number of labelled
     architectures (``ceiling.learning_curve`` rows: median line, min–max band over draws; the search-split fit as a
-    black square), the noise ceiling as a dotted line where the benchmark has repeats, and the search modes'
+    black square), the noise ceiling as a dotted line where the benchmark has repeats, the held-out oracle over
+    pairs of network scalars as a dash-dotted line where it was computed, and the search modes'
     held-out values (``seeds``: ``seeds.csv`` rows with columns ``mode`` and ``heldout_<metric>`` or
     ``<metric>``) as per-mode medians with their seed range, at the search split's size, and per panel the best
     structural baseline of ``table`` (a held-out results table) as a dashed line. Two panels per row."""
@@ -419,6 +420,7 @@ def ceiling_curve(curve: pd.DataFrame, seeds: pd.DataFrame | None = None, table:
     draws = curve[curve["fit"] == "forest on random draws"]
     search = curve[curve["fit"] == "forest on the search split"]
     noise = curve[curve["fit"] == "noise ceiling (σ)"]
+    pair = curve[curve["fit"] == "held-out oracle: a weighted pair of network scalars"]
     with _style():
         rows = (len(panels) + 1) // 2
         fig, axes = plt.subplots(rows, min(2, len(panels)), figsize=(10.4, 3.8 * rows), squeeze=False)
@@ -435,6 +437,9 @@ def ceiling_curve(curve: pd.DataFrame, seeds: pd.DataFrame | None = None, table:
             if len(noise) and np.isfinite(noise[metric].iloc[0]):
                 ax.axhline(noise[metric].iloc[0], color="#7f7f7f", ls=":",
                            label=f"retraining-noise ceiling: {noise[metric].iloc[0]:.3f}")
+            if len(pair) and np.isfinite(pair[metric].iloc[0]):
+                ax.axhline(pair[metric].iloc[0], color="#9467bd", ls="-.", lw=1.2,
+                           label=f"held-out oracle, pair of network scalars: {pair[metric].iloc[0]:.3f}")
             if structural is not None and structural[metric].notna().any():
                 best = structural.loc[structural[metric].idxmax()]
                 ax.axhline(best[metric], color="#2ca02c", ls="--", lw=1.2, label=f"{best['proxy']}: {best[metric]:.3f}")
