@@ -11,7 +11,9 @@ Sections (``--only`` picks some; every figure is measured now, none is read from
   inductor, so a second process pays less); then per benchmark, on architectures at the 10/50/90 % quantiles of the
   parameter count, side by side in one run: a bare forward+backward of the model, the extraction of its statistics
   (model build, forward+backward, tables + samples), the baselines (their three passes, each counted once), their
-  total, and the overhead ratios statistics / bare and total / bare, all on
+  total, and the overhead ratios statistics / bare and total / bare; and the tables' floor, the fused pass of
+  second ops alone (``ops.row_sums``) over every site times the 15 first ops with a tensor output, i.e. what the
+  exact float64 tables cost even with free first ops, and its ratio to the bare pass — all on
   one torch thread as extraction runs; the projected single-worker total (Σ over all architectures of the
   per-architecture times of a complete cache's metadata, or the quantile sample's mean × N when incomplete);
   and the Dask speed-up of 2 workers over 1 on the same architectures (cluster start-up included).
@@ -42,7 +44,7 @@ from lpzero_core.errors import LPZeroError
 from lpzero_core.search import metrics
 from lpzero_core.search.evolve import joint_seconds
 from lpzero_core.search.gp import GPConfig, evaluate_candidate, random_proxy, search
-from lpzero_core.search.ops import warm_up
+from lpzero_core.search.ops import INPUTS, TENSOR_FIRST_OPS, row_sums, warm_up
 from lpzero_core.search.proxy import RELEASED
 from lpzero_core.search.pruning import RPS
 from lpzero_core.stats import benchmarks
@@ -148,6 +150,22 @@ def forward_backward_seconds(benchmark, i: int, config: dict) -> float:
         return time.perf_counter() - t0
 
 
+def table_floor_seconds(benchmark, i: int, config: dict) -> float:
+    """What the branch tables of architecture ``i`` cost even if every first op were free: the fused pass alone
+    (``ops.row_sums``: moments and the second ops' sums, float64) once over every site, times the number of first
+    ops with a tensor output (``ops.TENSOR_FIRST_OPS``)."""
+    batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
+    with torch_threads(1), heap_reuse():
+        inputs = proxy_inputs(benchmark, benchmark.build(i, config["seed"]), batch)
+        sites = [t for x in INPUTS for t in inputs[x]]
+        for t in sites:  # warm-up: a new site layout may still compile once
+            row_sums(t)
+        t0 = time.perf_counter()
+        for t in sites:
+            row_sums(t)
+        return (time.perf_counter() - t0) * len(TENSOR_FIRST_OPS)
+
+
 def baselines_seconds(alone: dict[str, float]) -> float:
     """Seconds to compute all network baselines of one architecture, from each one's seconds alone: each pass once
     (``joint_seconds``)."""
@@ -163,10 +181,12 @@ def extraction_rows(name: str, n_dask: int) -> tuple[list[dict], dict, dict]:
         bare = forward_backward_seconds(benchmark, i, config)  # also warms the text batch up
         _, _, meta = extract_one(config, i)
         baselines = baselines_seconds(meta["baseline_seconds"])
+        floor = table_floor_seconds(benchmark, i, config)
         rows.append({"benchmark": name, "arch": i, "params M": benchmark.descriptors(i)["params_total"] / 1e6,
                      "fwd+bwd s": bare, "statistics s": meta["seconds"], "baselines s": baselines,
                      "total s": meta["seconds"] + baselines, "statistics overhead ×": meta["seconds"] / bare,
-                     "total overhead ×": (meta["seconds"] + baselines) / bare})
+                     "total overhead ×": (meta["seconds"] + baselines) / bare, "table floor s": floor,
+                     "floor overhead ×": floor / bare})
     total = {"benchmark": name, "architectures": len(benchmark)}
     try:
         cache = StatsCache.load(cache_dir(config))

@@ -308,10 +308,14 @@ def branch_table(x: Tensor) -> Tensor:
 
     One pass per first op yields ``y = op_i(x)``; its row follows from shared moments (:func:`_row`). Rows of a
     scalar ``y``, or of a ``y`` with non-finite elements, are computed op by op (:func:`_direct_row`), as is the
-    reference :func:`branch_tables`.
+    reference :func:`branch_tables`. ``x`` is first copied into a fresh [rows, columns] float64 tensor: every op is
+    element-wise, over all elements or over dim 0, so the values do not change, and the fused pass then always
+    sees a two-dimensional tensor that is no view of a higher-dimensional one — which would otherwise make
+    ``torch.compile`` recompile for each new site layout (about 0.2 s each).
     """
-    x = x.detach().double()
-    return torch.stack([_row(UNARY[first](x), _EXACT_MEAN.get(first)) for first in TABLE_OPS])
+    columns = x.detach().reshape(x.shape[0], -1) if x.dim() > 1 else x.detach()
+    columns = columns.to(torch.float64, copy=True)
+    return torch.stack([_row(UNARY[first](columns), _EXACT_MEAN.get(first)) for first in TABLE_OPS])
 
 
 #: first ops whose output has a known mean: mean(normalize(x)) ≡ 0 (its NaN → 0 rule covers a constant x);
@@ -408,6 +412,19 @@ def _row_sums(columns: Tensor, mean: Tensor, lo: Tensor, top: Tensor) -> tuple[T
         _compiled_sums = compiled
         return result
     return _compiled_sums(columns, mean, lo, top)
+
+
+def row_sums(y: Tensor) -> tuple[Tensor, Tensor]:
+    """The fused pass of one row alone, on ``y`` viewed as float64 [rows, columns]: its moments and
+    :func:`_row_sums`, without the first op or the entries derived from the sums. This is the part of
+    :func:`branch_table` paid per element and per first op with a tensor output; ``make bench`` times it as the
+    tables' floor."""
+    columns = y.detach().reshape(y.shape[0], -1).to(torch.float64, copy=True)
+    return _row_sums(columns, columns.sum() / columns.numel(), columns.min(), columns.amax(dim=0))
+
+
+#: first ops whose output is a tensor (the others reduce a site to one number, whose row costs nothing)
+TENSOR_FIRST_OPS = tuple(name for name in TABLE_OPS if UNARY[name](torch.ones(2, 2)).dim() > 0)
 
 
 def warm_up() -> float:
