@@ -90,8 +90,10 @@ def test_learning_curve_rejects_sizes_that_leave_no_test_set():
 
 
 @pytest.mark.needs_data
-def test_flexibert_repeats_and_the_ceiling_command(tmp_path, capsys):
+def test_flexibert_repeats_and_the_ceiling_command(tmp_path, capsys, monkeypatch):
     from lpzero_core.stats.benchmarks import get
+
+    monkeypatch.setenv("LPZERO_CACHE_DIR", str(tmp_path))  # no statistics cache: no oracle rows, the rest still runs
 
     noise = ceiling.retraining_noise(get("flexibert"))
     assert (noise["groups"], noise["df"]) == (9, 9) and noise["sd"] == pytest.approx(0.603, abs=1e-3)
@@ -102,19 +104,41 @@ def test_flexibert_repeats_and_the_ceiling_command(tmp_path, capsys):
     assert curve["fit"].tolist()[:3] == ["noise ceiling (σ)", "noise ceiling (σ at its 95 % CI's low end)",
                                          "noise ceiling (σ at its 95 % CI's high end)"]
     assert curve["fit"].tolist()[-2:] == ["forest on the search split", "forest on random draws"]
-    assert (tmp_path / "flexibert_ceiling.png").exists() and "σ = 0.603" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert (tmp_path / "flexibert_ceiling.png").exists() and "σ = 0.603" in out and "no held-out oracle rows" in out
 
 
-def test_oracle_rows_are_the_best_held_out_scalar_and_pair(synthetic_cache):
+def test_oracle_rows_are_the_best_held_out_scalar_chain_and_pair(synthetic_cache):
     from lpzero_core.search import metrics
+    from lpzero_core.stats.benchmarks.synthetic import PLANTED
 
-    single, pair = ceiling.oracle_rows(synthetic_cache)
-    h = synthetic_cache.heldout_ids
-    columns = [*synthetic_cache.descriptors, *synthetic_cache.baselines]
-    values = {c: (synthetic_cache.descriptors[c] if c in synthetic_cache.descriptors
-                  else synthetic_cache.baselines[c]).to_numpy(float)[h] for c in columns}
-    best = max(abs(metrics.spearman(v, synthetic_cache.target[h])) for v in values.values() if np.nanstd(v) > 0)
+    cache = synthetic_cache.subset(np.arange(80))  # the 50 search architectures and 30 held out: quicker
+    single, chain, pair = ceiling.oracle_rows(cache)
+    h = cache.heldout_ids
+    columns = [*cache.descriptors, *cache.baselines]
+    values = {c: (cache.descriptors[c] if c in cache.descriptors else cache.baselines[c]).to_numpy(float)[h]
+              for c in columns}
+    best = max(abs(metrics.spearman(v, cache.target[h])) for v in values.values() if np.nanstd(v) > 0)
     assert single["spearman"] == pytest.approx(best)
-    for m in ceiling.METRICS:  # the pair oracle's candidates include every single scalar
-        assert pair[m] >= single[m] - 1e-12
+    for m in ceiling.METRICS:  # the pair oracle's candidates include every single score
+        assert pair[m] >= max(single[m], chain[m]) - 1e-12
     assert single["best"].startswith("spearman: ")
+    # the planted proxy sums two per-site chains; one of them, reduced across sites, already ranks well
+    planted = metrics.spearman(PLANTED.evaluate(cache)[h], cache.target[h])
+    assert planted > 0.9 and chain["spearman"] > 0.5
+
+
+def test_ceiling_figure_draws_the_modes_and_the_best_structural_baseline():
+    from lpzero_core.workbench import plots
+
+    curve = ceiling.learning_curve(toy(), sizes=[20, 60], repeats=2)
+    seeds = pd.DataFrame({"mode": ["tree", "tree", "combine"], "heldout_spearman": [0.8, 0.9, 0.85],
+                          "heldout_kendall": [0.6, 0.7, 0.65], "strata_kendall": [0.1, 0.2, 0.15],
+                          "top10_kendall": [0.0, 0.1, 0.2]})
+    table = pd.DataFrame({"proxy": ["depth", "width", "nwot"], "kind": ["structural", "structural", "baseline"],
+                          **{m: [0.5, 0.7, 0.99] for m in ceiling.METRICS}})
+    fig = plots.ceiling_curve(curve, seeds, table)
+    labels = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert "search mode tree: 0.850" in labels and "search mode combine: 0.850" in labels
+    assert "width: 0.700" in labels and not any(label.startswith("nwot") for label in labels)
+    assert len(fig.axes) == 4

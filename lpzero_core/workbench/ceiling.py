@@ -39,6 +39,8 @@ from sklearn.ensemble import RandomForestRegressor
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
 from lpzero_core.search import metrics
+from lpzero_core.search.ops import INPUTS, TABLE_OPS
+from lpzero_core.search.tree import REDUCTIONS, SiteValues
 from lpzero_core.stats.benchmarks.base import Benchmark
 
 #: the learning curve's training sizes, as fractions of the benchmark
@@ -122,40 +124,78 @@ def ceiling_rows(benchmark: Benchmark, ids: np.ndarray) -> list[dict]:
     return rows
 
 
-def oracle_rows(cache, weights=(0.25, 0.5, 0.75)) -> list[dict]:
-    """Upper references over the network scalars of a statistics cache (descriptors and baselines), rank-normalised
-    (mid-ranks; a missing value takes the middle rank), each metric maximised *separately over the held-out set
-    itself*: not a method (it reads held-out targets) but the most any score of the form can reach there. Forms:
-    one scalar, either sign; w·a + (1 − w)·b of two scalars, either signs, w ∈ ``weights``. Column ``best`` names
-    the maximising score of each metric."""
+def _ranked(values: np.ndarray) -> np.ndarray | None:
+    """Mid-ranks scaled to (0, 1] over all architectures, a missing value at the median; None when constant."""
+    finite = np.isfinite(values)
+    if finite.sum() < 2 or np.nanstd(np.where(finite, values, np.nan)) == 0:
+        return None
+    return stats.rankdata(np.where(finite, values, np.nanmedian(np.where(finite, values, np.nan)))) / len(values)
+
+
+def network_scalars(cache) -> dict[str, np.ndarray]:
+    """The cache's descriptor and baseline columns, ranked (:func:`_ranked`; constant columns left out)."""
+    frames = (cache.descriptors, cache.baselines)
+    ranked = {name: _ranked(frame[name].to_numpy(float)) for frame in frames for name in frame}
+    return {name: r for name, r in ranked.items() if r is not None}
+
+
+def reduced_chains(cache) -> dict[str, np.ndarray]:
+    """Every two-op chain of every input (``input.op1.op2`` per site, from the tables) under every cross-site
+    reduction of the tree mode (``tree.REDUCTIONS``), ranked; constant ones and exact duplicates left out."""
+    found, seen = {}, set()
+    for x in INPUTS:
+        for op1 in TABLE_OPS:
+            for op2 in TABLE_OPS:
+                sites = SiteValues(*cache.branch(x, (op1, op2)))
+                for reduction, reduce in REDUCTIONS.items():
+                    with np.errstate(all="ignore"):
+                        r = _ranked(reduce(sites))
+                    if r is not None and r.tobytes() not in seen:
+                        seen.add(r.tobytes())
+                        chain = ".".join(op.removeprefix("element_wise_") for op in (x, op1, op2))
+                        found[f"{reduction}({chain})"] = r
+    return found
+
+
+def _held_out(x: np.ndarray, target: np.ndarray, strata: np.ndarray) -> dict[str, float]:
+    return {"spearman": metrics.spearman(x, target), "kendall": metrics.kendall(x, target),
+            "strata_kendall": metrics.stratified(x, target, strata), "top10_kendall": metrics.top_k(x, target, 0.10)}
+
+
+def _oracle(fit: str, values: dict[str, dict[str, float]], n_test: int) -> dict:
+    best = {m: max(values, key=lambda name: np.nan_to_num(values[name][m], nan=-np.inf)) for m in METRICS}
+    return {"fit": fit, "n_train": 0, "repeat": 0, "n_test": n_test, **{m: values[best[m]][m] for m in METRICS},
+            "best": "; ".join(f"{m}: {best[m]}" for m in METRICS)}
+
+
+def oracle_rows(cache, weights=(0.25, 0.5, 0.75), pool: int = 20) -> list[dict]:
+    """Upper references on the held-out architectures of a statistics cache, each metric maximised *separately
+    over the held-out set itself*: not a method (it reads held-out targets) but the most a score of the form can
+    reach there. Scores are ranked (:func:`_ranked`) and used with either sign. Forms: one network scalar
+    (:func:`network_scalars`); one reduced chain (:func:`reduced_chains`, the template's and the tree mode's
+    per-site leaves under a cross-site reduction); w·a + (1 − w)·b of two scores from the network scalars and the
+    ``pool`` reduced chains of highest held-out |τ|, w ∈ ``weights``. Column ``best`` names the maximising score
+    of each metric."""
     ids = cache.heldout_ids
     target, strata = cache.target[ids], cache.strata[ids]
-    columns = {**{f"{k}": cache.descriptors[k] for k in cache.descriptors},
-               **{k: cache.baselines[k] for k in cache.baselines}}
-    ranked = {}
-    for name, values in columns.items():
-        v = values.to_numpy(float)
-        if np.isfinite(v).sum() > 1 and np.nanstd(v) > 0:
-            ranked[name] = stats.rankdata(np.where(np.isfinite(v), v, np.nanmedian(v)))[ids] / len(v)
-    singles = {f"{'−' if sign < 0 else ''}{a}": sign * x for a, x in ranked.items() for sign in (1, -1)}
-    names = list(ranked)
-    pairs = {f"{w:g}·{'−' if sa < 0 else ''}{a} + {1 - w:g}·{'−' if sb < 0 else ''}{b}":
-             w * sa * ranked[a] + (1 - w) * sb * ranked[b]
+    signed = lambda name, sign: name if sign > 0 else f"−{name}"  # noqa: E731
+
+    def singles(scores: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:  # τ(−x) = −τ(x), for each metric
+        values = {name: _held_out(x[ids], target, strata) for name, x in scores.items()}
+        return {signed(name, sign): {m: sign * v[m] for m in METRICS} for name, v in values.items() for sign in (1, -1)}
+
+    network, chains = network_scalars(cache), reduced_chains(cache)
+    network_values, chain_values = singles(network), singles(chains)
+    best_chains = sorted(chains, key=lambda name: -abs(np.nan_to_num(chain_values[name]["kendall"])))[:pool]
+    candidates = {**network, **{name: chains[name] for name in best_chains}}
+    names = list(candidates)
+    pairs = {f"{w:g}·{signed(a, sa)} + {1 - w:g}·{signed(b, sb)}":
+             _held_out((w * sa * candidates[a] + (1 - w) * sb * candidates[b])[ids], target, strata)
              for k, a in enumerate(names) for b in names[k + 1:] for sa in (1, -1) for sb in (1, -1) for w in weights}
-    rows = []
-    for fit, scores in (("held-out oracle: one network scalar", singles),
-                        ("held-out oracle: a weighted pair of network scalars", singles | pairs)):
-        values = {m: {} for m in METRICS}
-        for name, x in scores.items():
-            values["spearman"][name] = metrics.spearman(x, target)
-            values["kendall"][name] = metrics.kendall(x, target)
-            values["strata_kendall"][name] = metrics.stratified(x, target, strata)
-            values["top10_kendall"][name] = metrics.top_k(x, target, 0.10)
-        best = {m: max(v, key=lambda n: np.nan_to_num(v[n], nan=-np.inf)) for m, v in values.items()}
-        rows.append({"fit": fit, "n_train": 0, "repeat": 0, "n_test": len(ids),
-                     **{m: values[m][best[m]] for m in METRICS},
-                     "best": "; ".join(f"{m}: {best[m]}" for m in METRICS)})
-    return rows
+    return [_oracle("held-out oracle: one network scalar", network_values, len(ids)),
+            _oracle(f"held-out oracle: one of {len(chains)} reduced chains", chain_values, len(ids)),
+            _oracle(f"held-out oracle: a weighted pair of network scalars and the {pool} best reduced chains",
+                    network_values | chain_values | pairs, len(ids))]
 
 
 def _scores(features: np.ndarray, benchmark: Benchmark, train: np.ndarray, seed: int) -> np.ndarray:

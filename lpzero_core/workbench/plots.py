@@ -420,7 +420,7 @@ def ceiling_curve(curve: pd.DataFrame, seeds: pd.DataFrame | None = None, table:
     draws = curve[curve["fit"] == "forest on random draws"]
     search = curve[curve["fit"] == "forest on the search split"]
     noise = curve[curve["fit"] == "noise ceiling (σ)"]
-    pair = curve[curve["fit"] == "held-out oracle: a weighted pair of network scalars"]
+    pair = curve[curve["fit"].str.startswith("held-out oracle: a weighted pair")]
     with _style():
         rows = (len(panels) + 1) // 2
         fig, axes = plt.subplots(rows, min(2, len(panels)), figsize=(10.4, 3.8 * rows), squeeze=False)
@@ -439,7 +439,7 @@ def ceiling_curve(curve: pd.DataFrame, seeds: pd.DataFrame | None = None, table:
                            label=f"retraining-noise ceiling: {noise[metric].iloc[0]:.3f}")
             if len(pair) and np.isfinite(pair[metric].iloc[0]):
                 ax.axhline(pair[metric].iloc[0], color="#9467bd", ls="-.", lw=1.2,
-                           label=f"held-out oracle, pair of network scalars: {pair[metric].iloc[0]:.3f}")
+                           label=f"held-out oracle, weighted pair: {pair[metric].iloc[0]:.3f}")
             if structural is not None and structural[metric].notna().any():
                 best = structural.loc[structural[metric].idxmax()]
                 ax.axhline(best[metric], color="#2ca02c", ls="--", lw=1.2, label=f"{best['proxy']}: {best[metric]:.3f}")
