@@ -196,6 +196,19 @@ def test_attention_split_and_its_sums():
     assert run(ATTENTION, "synaptic_diversity") == pytest.approx(manual, rel=1e-5)
 
 
+def test_eznas_equals_its_float64_definition_bit_for_bit():
+    """The Gram matrix of signs is formed in float32 (exact: integers below 2²⁴); the score is the float64 formula's."""
+    g = torch.Generator().manual_seed(3)
+    grads = [torch.randn(40, 3000, generator=g), torch.randn(700, 30, generator=g), torch.randn(64, 64, generator=g)]
+    grads[2][:, :8] = 0.0  # zero signs too
+    expected = 0.0
+    for grad in grads:
+        s = torch.sign(grad.double())
+        s = s.T if s.shape[0] > s.shape[1] else s
+        expected += float(torch.sigmoid(torch.linalg.slogdet(s @ s.T / s.shape[1]).logabsdet / s.shape[0]))
+    assert baselines.eznas(baselines.Pass(weights=grads, grads=grads, seconds=0.0, forward_seconds=0.0)) == expected
+
+
 def test_confidences_by_hand():
     model, batch = ATTENTION.build(0), ATTENTION.batch()
     probs = []

@@ -216,3 +216,16 @@ def test_branch_table_compiles_once_whatever_the_site_layout(monkeypatch):
     for shape in [(4, 8, 16), (2, 3, 5, 7), (6, 10), (3, 4, 5)]:
         x = torch.randn(shape, generator=torch.Generator().manual_seed(len(shape)))
         torch.testing.assert_close(ops.branch_table(x), _reference_table(x), rtol=1e-9, atol=1e-12, equal_nan=True)
+
+
+def test_site_tables_equal_the_reference_site_by_site():
+    """All sites of an input at once (the scalar first ops' rows batched) give each site's op-by-op table; an input
+    without sites gives an empty table."""
+    g = torch.Generator().manual_seed(11)
+    sites = [torch.randn(4, 6, 5, generator=g), torch.randn(7, 3, generator=g).abs(), torch.tensor(2.5),
+             torch.randn(1, 1, generator=g), torch.zeros(3, 4)]
+    tables = ops.site_tables(sites)
+    assert tables.shape == (20, 20, len(sites))
+    for k, x in enumerate(sites):
+        torch.testing.assert_close(tables[..., k], _reference_table(x), rtol=1e-9, atol=1e-12, equal_nan=True)
+    assert ops.site_tables([]).shape == (20, 20, 0)

@@ -304,7 +304,7 @@ def branch_table(x: Tensor) -> Tensor:
     """Per-site means of every two-op chain, float64 [20, 20] over ``TABLE_OPS``: ``T[i, j] = mean(op_j(op_i(x)))``
     with the chain computed on ``x`` converted to float64 and every mean accumulated in float64, so that the table
     is the same to ~1e-12 relative whatever the CPU's summation order. This is all the n_unary = 2 template needs
-    from one site, at full fidelity.
+    from one site, at full fidelity. :func:`site_tables` computes it for the sites of a whole input at once.
 
     One pass per first op yields ``y = op_i(x)``; its row follows from shared moments (:func:`_row`). Rows of a
     scalar ``y``, or of a ``y`` with non-finite elements, are computed op by op (:func:`_direct_row`), as is the
@@ -313,9 +313,32 @@ def branch_table(x: Tensor) -> Tensor:
     sees a two-dimensional tensor that is no view of a higher-dimensional one — which would otherwise make
     ``torch.compile`` recompile for each new site layout (about 0.2 s each).
     """
-    columns = x.detach().reshape(x.shape[0], -1) if x.dim() > 1 else x.detach()
-    columns = columns.to(torch.float64, copy=True)
-    return torch.stack([_row(UNARY[first](columns), _EXACT_MEAN.get(first)) for first in TABLE_OPS])
+    return site_tables([x])[..., 0]
+
+
+def site_tables(sites: list[Tensor]) -> Tensor:
+    """:func:`branch_table` of every site in ``sites``, stacked on the last axis: float64 [20, 20, len(sites)].
+
+    The first ops that reduce a site to one number (``SCALAR_OPS``) leave a row of second ops applied to a scalar;
+    those rows, 5 per site, are computed for all sites in one batched call (``torch.vmap`` of
+    :func:`_direct_row`, the same values as one scalar at a time) instead of 100 tiny calls per site."""
+    columns = [(x.detach().reshape(x.shape[0], -1) if x.dim() > 1 else x.detach()).to(torch.float64, copy=True)
+               for x in sites]
+    if not columns:
+        return torch.zeros(len(TABLE_OPS), len(TABLE_OPS), 0, dtype=torch.float64)
+    scalars = torch.stack([UNARY[first](c) for c in columns for first in _SCALAR_FIRST_OPS])
+    scalar_rows = torch.vmap(_direct_row)(scalars).reshape(len(columns), len(_SCALAR_FIRST_OPS), len(TABLE_OPS))
+    tables = []
+    for c, rows in zip(columns, scalar_rows):
+        by_op = dict(zip(_SCALAR_FIRST_OPS, rows))
+        tables.append(torch.stack([by_op[first] if first in by_op else _row(UNARY[first](c), _EXACT_MEAN.get(first))
+                                   for first in TABLE_OPS]))
+    return torch.stack(tables, dim=-1)
+
+
+#: first ops that reduce a site to one number, and those whose output is a tensor, in table order
+_SCALAR_FIRST_OPS = tuple(name for name in TABLE_OPS if name in SCALAR_OPS)
+TENSOR_FIRST_OPS = tuple(name for name in TABLE_OPS if name not in SCALAR_OPS)
 
 
 #: first ops whose output has a known mean: mean(normalize(x)) ≡ 0 (its NaN → 0 rule covers a constant x);
@@ -422,9 +445,6 @@ def row_sums(y: Tensor) -> tuple[Tensor, Tensor]:
     columns = y.detach().reshape(y.shape[0], -1).to(torch.float64, copy=True)
     return _row_sums(columns, columns.sum() / columns.numel(), columns.min(), columns.amax(dim=0))
 
-
-#: first ops whose output is a tensor (the others reduce a site to one number, whose row costs nothing)
-TENSOR_FIRST_OPS = tuple(name for name in TABLE_OPS if UNARY[name](torch.ones(2, 2)).dim() > 0)
 
 
 def warm_up() -> float:

@@ -441,13 +441,15 @@ def eznas(record: Pass) -> float:
     Here: the log-det of the normalised k × k Gram matrix of the sign pattern (defined for any shape; 0 for
     mutually orthogonal sign rows, → −∞ as they become dependent), divided by k so the sigmoid does not saturate
     on large layers; the Frobenius norm of the resulting positive scalar is the scalar itself. Orientation:
-    diverse gradient-sign patterns = better (higher log-det); higher = better.
+    diverse gradient-sign patterns = better (higher log-det); higher = better. The Gram matrix of signs holds
+    integers of magnitude ≤ n, which float32 sums exactly (in any order) while n < 2²⁴, so it is formed in float32
+    (about 1.5× faster than float64, same values); the log-det is taken in float64.
     """
     total = 0.0
     for g in record.grads:
-        s = torch.sign(g.double())
+        s = torch.sign(g.float() if max(g.shape) < 2 ** 24 else g.double())
         s = s.T if s.shape[0] > s.shape[1] else s
-        logdet = torch.linalg.slogdet(s @ s.T / s.shape[1]).logabsdet
+        logdet = torch.linalg.slogdet((s @ s.T).double() / s.shape[1]).logabsdet
         total += float(torch.sigmoid(logdet / s.shape[0]))
     return total
 

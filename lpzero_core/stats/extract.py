@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
-from lpzero_core.search.ops import INPUTS, branch_table, warm_up
+from lpzero_core.search.ops import INPUTS, site_tables, warm_up
 from lpzero_core.seeds import sample_seed
 from lpzero_core.stats import baselines as baseline_proxies
 from lpzero_core.stats import benchmarks
@@ -180,7 +180,7 @@ def _extract_one(config, i, device):
     model = benchmark.build(i, config["seed"]).to(device)
     inputs = proxy_inputs(benchmark, model, {k: v.to(device) for k, v in batch.items()})
     generator = torch.Generator().manual_seed(sample_seed(config["seed"], i))
-    tables = {x: torch.stack([branch_table(t) for t in inputs[x]], dim=-1).cpu().numpy() for x in INPUTS}
+    tables = {x: site_tables(inputs[x]).cpu().numpy() for x in INPUTS}
     samples = {x: torch.stack([site_sample(t.cpu(), generator) for t in inputs[x]]).numpy() for x in INPUTS}
     seconds = time.perf_counter() - start
     del model, inputs
