@@ -11,7 +11,7 @@ ifneq ($(wildcard /opt/wheels),)
 export UV_FIND_LINKS ?= /opt/wheels
 endif
 # FlexiBERT architectures extracted by `make demo` (ids 0..DEMO_ARCHS-1; 0..49 are the search split): `make demo` with 300
-# took 10.3 minutes from a fresh clone on 2 cores; DEMO_ARCHS=500 is the full benchmark (16.0 min measured from a fresh clone).
+# took 10.3 minutes from a fresh clone on 2 cores; DEMO_ARCHS=500 is the full benchmark (15.5 min measured from a fresh clone).
 DEMO_ARCHS ?= 300
 
 .PHONY: venv test demo example bench extract lab paper results ceiling lpzero-batch clean-cache
