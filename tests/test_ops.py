@@ -208,14 +208,15 @@ def test_fused_row_sums_equal_eager_and_fall_back_to_it_with_a_warning(monkeypat
     torch.testing.assert_close(table, _reference_table(x), rtol=1e-9, atol=1e-12, equal_nan=True)
 
 
-def test_branch_table_compiles_once_whatever_the_site_layout(monkeypatch):
+def test_branch_table_compiles_once_whatever_the_site_layout():
     """Sites of any rank and shape reach the fused pass as fresh [rows, columns] tensors: after the warm-up no new
     site layout recompiles it (a recompilation costs ~0.2 s per layout and process)."""
     ops.warm_up()
-    monkeypatch.setattr(torch._dynamo.config, "error_on_recompile", True)
-    for shape in [(4, 8, 16), (2, 3, 5, 7), (6, 10), (3, 4, 5)]:
-        x = torch.randn(shape, generator=torch.Generator().manual_seed(len(shape)))
-        torch.testing.assert_close(ops.branch_table(x), _reference_table(x), rtol=1e-9, atol=1e-12, equal_nan=True)
+    with torch._dynamo.config.patch(error_on_recompile=True):  # dynamo's own patch: restored on exit
+        for shape in [(4, 8, 16), (2, 3, 5, 7), (6, 10), (3, 4, 5)]:
+            x = torch.randn(shape, generator=torch.Generator().manual_seed(len(shape)))
+            torch.testing.assert_close(ops.branch_table(x), _reference_table(x), rtol=1e-9, atol=1e-12,
+                                       equal_nan=True)
 
 
 def test_site_tables_equal_the_reference_site_by_site():

@@ -322,8 +322,7 @@ def site_tables(sites: list[Tensor]) -> Tensor:
     The first ops that reduce a site to one number (``SCALAR_OPS``) leave a row of second ops applied to a scalar;
     those rows, 5 per site, are computed for all sites in one batched call (``torch.vmap`` of
     :func:`_direct_row`, the same values as one scalar at a time) instead of 100 tiny calls per site."""
-    columns = [(x.detach().reshape(x.shape[0], -1) if x.dim() > 1 else x.detach()).to(torch.float64, copy=True)
-               for x in sites]
+    columns = [_columns(x) for x in sites]
     if not columns:
         return torch.zeros(len(TABLE_OPS), len(TABLE_OPS), 0, dtype=torch.float64)
     scalars = torch.stack([UNARY[first](c) for c in columns for first in _SCALAR_FIRST_OPS])
@@ -334,6 +333,11 @@ def site_tables(sites: list[Tensor]) -> Tensor:
         tables.append(torch.stack([by_op[first] if first in by_op else _row(UNARY[first](c), _EXACT_MEAN.get(first))
                                    for first in TABLE_OPS]))
     return torch.stack(tables, dim=-1)
+
+
+def _columns(x: Tensor) -> Tensor:
+    """``x`` as a fresh float64 [rows, columns] tensor (dim 0 kept, the rest flattened; 0-d and 1-d as they are)."""
+    return (x.detach().reshape(x.shape[0], -1) if x.dim() > 1 else x.detach()).to(torch.float64, copy=True)
 
 
 #: first ops that reduce a site to one number, and those whose output is a tensor, in table order
@@ -442,9 +446,8 @@ def row_sums(y: Tensor) -> tuple[Tensor, Tensor]:
     :func:`_row_sums`, without the first op or the entries derived from the sums. This is the part of
     :func:`branch_table` paid per element and per first op with a tensor output; ``make bench`` times it as the
     tables' floor."""
-    columns = y.detach().reshape(y.shape[0], -1).to(torch.float64, copy=True)
+    columns = _columns(y)
     return _row_sums(columns, columns.sum() / columns.numel(), columns.min(), columns.amax(dim=0))
-
 
 
 def warm_up() -> float:
