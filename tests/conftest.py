@@ -48,3 +48,29 @@ def synthetic_cache(synthetic_cache_dir):
     from lpzero_core.stats.cache import StatsCache
 
     return StatsCache.load(synthetic_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def poisoned():
+    """``poisoned(cache, features)``: the cache with every held-out target NaN (and, with ``features``, every
+    held-out statistic, descriptor and baseline NaN too) — a search that reads no held-out id cannot tell."""
+    import dataclasses
+
+    import numpy as np
+
+    def poison(cache, features: bool):
+        heldout = cache.heldout_ids
+        target = np.array(cache.target)
+        target[heldout] = np.nan
+        changes = {"manifest": {**cache.manifest, "target": target.tolist()}, "_memo": {}}
+        if features:
+            tables = {x: t.copy() for x, t in cache.tables.items()}
+            for t in tables.values():
+                t[heldout] = np.nan
+            descriptors, baselines = cache.descriptors.copy(), cache.baselines.copy()
+            descriptors.iloc[heldout] = np.nan
+            baselines.iloc[heldout] = np.nan
+            changes |= {"tables": tables, "descriptors": descriptors, "baselines": baselines}
+        return dataclasses.replace(cache, **changes)
+
+    return poison

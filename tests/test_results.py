@@ -105,11 +105,14 @@ TINY_MODES = {"tree": {"population": 12, "offspring": 12, "generations": 2},
 def test_mode_rows_multi_benchmark_row_and_gap_table(caches, tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("".join(f"<!-- results:{n} -->\n<!-- /results:{n} -->\n<!-- results:{n}-modes -->\n"
-                              f"<!-- /results:{n}-modes -->\n" for n in caches))
+                              f"<!-- /results:{n}-modes -->\n" for n in caches)
+                      + "<!-- results:transfer -->\n<!-- /results:transfer -->\n")
     tables = write_results(caches, tmp_path / "results", tmp_path / "runs", readme, n_resamples=20, progress=False,
                            mode_settings=TINY_MODES)
     names = list(caches)
-    for name, table in tables.items():
+    for name in caches:
+        table = tables[name]
+        assert table["regret_vs_structure"].notna().all()
         kinds = dict(zip(table["proxy"], table["kind"]))
         for mode in ("tree", "combine", "surrogate"):
             assert [k for p, k in kinds.items() if p.startswith(f"{mode} (seed ")] == ["mode"]
@@ -122,3 +125,10 @@ def test_mode_rows_multi_benchmark_row_and_gap_table(caches, tmp_path):
     text = readme.read_text()
     assert text.count("| surrogate (seed") == len(caches)
     assert text.count("| tree on first + second (seed") == len(caches)
+    transfer = tables["transfer"]  # each single-benchmark mode, A → B for both orders; the multi tree saw both
+    assert sorted(zip(transfer["searched_on"], transfer["scored_on"])) == sorted(
+        [("first", "second"), ("second", "first")] * 4)
+    assert set(transfer["mode"]) == {"template", "tree", "combine", "surrogate"}
+    np.testing.assert_allclose(transfer["regret_vs_structure"], transfer["spearman"] - transfer["descriptor_spearman"])
+    assert (transfer["n"] == [len(caches[n]) for n in transfer["scored_on"]]).all()
+    assert "| searched_on" in text and pd.read_csv(tmp_path / "results" / "transfer.csv").shape == transfer.shape

@@ -26,23 +26,6 @@ def _well_typed(individual) -> bool:
     return not expected
 
 
-def _poisoned(cache, features: bool):
-    """The cache with every held-out target NaN (and, with ``features``, every held-out statistic NaN too)."""
-    heldout = cache.heldout_ids
-    target = np.array(cache.target)
-    target[heldout] = np.nan
-    changes = {"manifest": {**cache.manifest, "target": target.tolist()}, "_memo": {}}
-    if features:
-        tables = {x: t.copy() for x, t in cache.tables.items()}
-        for t in tables.values():
-            t[heldout] = np.nan
-        descriptors, baselines = cache.descriptors.copy(), cache.baselines.copy()
-        descriptors.iloc[heldout] = np.nan
-        baselines.iloc[heldout] = np.nan
-        changes |= {"tables": tables, "descriptors": descriptors, "baselines": baselines}
-    return dataclasses.replace(cache, **changes)
-
-
 def test_variation_yields_well_typed_trees_within_limits(synthetic_cache):
     config = TreeConfig(max_height=5, max_size=15)
     pset = tree.primitive_set(evolve.leafset([synthetic_cache], config))
@@ -121,10 +104,10 @@ def test_strata_weight_rewards_ordering_within_strata_only(synthetic_cache):
     assert statistic.resampled > 0.3
 
 
-def test_search_reads_no_heldout_target_or_statistic(synthetic_cache):
+def test_search_reads_no_heldout_target_or_statistic(synthetic_cache, poisoned):
     config = TreeConfig(**SMALL, seed=1)
     clean = tree_search(synthetic_cache, config)
-    poisoned = tree_search(_poisoned(synthetic_cache, features=True), config)
+    poisoned = tree_search(poisoned(synthetic_cache, features=True), config)
     assert str(poisoned.proxy) == str(clean.proxy)
     assert poisoned.history == clean.history and poisoned.chosen.fitness == clean.chosen.fitness
 
@@ -177,7 +160,8 @@ def test_run_mode_writes_a_run_folder(synthetic_cache, tmp_path):
     assert stats["over_seeds"]["heldout_spearman"]["min"] <= stats["over_seeds"]["heldout_spearman"]["max"]
     assert stats["chosen_row"]["n"] == len(synthetic_cache.heldout_ids)
     seed = json.loads((tmp_path / "seed1" / "proxy.json").read_text())
-    tree.parse(seed["proxy"])
+    tree.parse(seed["candidate"])
+    assert seed["fallback"]["choice"] in ("candidate", "baseline", "descriptor", "refined")
     assert len(summary["table"]) == 2
     with pytest.raises(LPZeroError, match="'populaton'"):
         run_mode("tree", synthetic_cache, seeds=(0,), overrides={"populaton": 3})

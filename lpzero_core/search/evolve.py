@@ -343,6 +343,7 @@ class TreeResult:
     distinct: int
     history: list[dict]
     wall_seconds: float
+    validation: dict[str, np.ndarray]  # per benchmark name: the inner validation fold (positions in its search split)
 
 
 def leafset(caches, config: TreeConfig) -> LeafSet:
@@ -395,4 +396,5 @@ def tree_search(caches, config: TreeConfig = TreeConfig(), progress: bool = Fals
     candidates = pareto or accepted[: config.hall_of_fame]
     chosen = choose(candidates, config.tolerance)
     return TreeResult(TreeProxy(chosen.expr), chosen, candidates, pareto, dict(problem.rejected),
-                      problem.evaluations, len(problem.memo), history, time.perf_counter() - start)
+                      problem.evaluations, len(problem.memo), history, time.perf_counter() - start,
+                      {task.cache.name: task.validation for task in problem.tasks})

@@ -11,6 +11,9 @@ Conventions
 * Resampled fitness = A_b[ρ_b] − parsimony · size, with ρ_b the Spearman ρ on resample b, A the mean or the
   ``quantile`` (e.g. 0.2, a pessimistic aggregate) over the resamples where ρ_b is defined; undefined everywhere →
   NaN.
+* ``paired_difference``: the paired bootstrap of a difference of rank correlations, Δ_b = ρ(a[I_b], t[I_b]) −
+  ρ(b[I_b], t[I_b]) with the *same* resample I_b (n of n with replacement) for both scores, so that what the two
+  share cancels; resamples where either ρ is undefined are dropped.
 """
 from __future__ import annotations
 
@@ -83,3 +86,13 @@ def resampled_correlation(score: np.ndarray, truth: np.ndarray, index: np.ndarra
     if len(rho) == 0:
         return float("nan")
     return float(rho.mean() if quantile is None else np.quantile(rho, quantile))
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, truth: np.ndarray, resamples: int,
+                      rng: np.random.Generator) -> np.ndarray:
+    """Δ_b = ρ(a, truth) − ρ(b, truth) on ``resamples`` paired bootstrap resamples (see the module docstring);
+    the defined values only."""
+    a, b, truth = (np.asarray(x, dtype=float) for x in (a, b, truth))
+    index = rng.integers(0, len(truth), size=(resamples, len(truth)))
+    delta = spearman_rows(a[index], truth[index]) - spearman_rows(b[index], truth[index])
+    return delta[np.isfinite(delta)]

@@ -81,6 +81,8 @@ class SurrogateResult:
     validation: float  # ρ on the validation fold, model fit on the fit fold
     search: float  # ρ on the whole search split, final model (in-sample)
     wall_seconds: float
+    validation_positions: np.ndarray  # the inner validation fold (positions in the search split)
+    validation_scores: np.ndarray  # the fit-fold model's predictions there (out of fit)
 
 
 def surrogate_search(cache, config: SurrogateConfig = SurrogateConfig()) -> SurrogateResult:
@@ -98,8 +100,9 @@ def surrogate_search(cache, config: SurrogateConfig = SurrogateConfig()) -> Surr
     fit, validation = inner_split(len(y), config.validation, np.random.default_rng(config.seed))
     model = MODELS[config.model](config.seed).fit(x[fit], y[fit])
     fit_rho = metrics.spearman(model.predict(x[fit]), truth[fit])
-    val_rho = metrics.spearman(model.predict(x[validation]), truth[validation]) if len(validation) else np.nan
+    held = model.predict(x[validation]) if len(validation) else np.empty(0)
+    val_rho = metrics.spearman(held, truth[validation]) if len(validation) else np.nan
     model = MODELS[config.model](config.seed).fit(x, y)
     proxy = SurrogateProxy(model, columns, config.model)
     return SurrogateResult(proxy, tuple(c for c in candidates if not finite[c]), fit_rho, val_rho,
-                           metrics.spearman(model.predict(x), truth), time.perf_counter() - start)
+                           metrics.spearman(model.predict(x), truth), time.perf_counter() - start, validation, held)

@@ -316,10 +316,16 @@ def cmd_results(args) -> int:
     from lpzero_core.workbench.results import README_COLUMNS, write_results
 
     readme = None if args.no_readme else args.readme or Path("README.md")
-    caches = {name: open_cache(name, allow_partial=args.allow_partial) for name in args.benchmarks}
-    tables = write_results(caches, args.out, args.runs, readme, args.bootstrap, progress=not args.quiet)
+    opened = [open_cache(name, allow_partial=args.allow_partial) for name in args.benchmarks]
+    caches = {cache.name: cache for cache in opened}
+    if len(caches) < len(opened):
+        raise LPZeroError(f"--benchmarks: two of {', '.join(map(str, args.benchmarks))} are the same benchmark")
+    registered = [cache.name for name, cache in zip(args.benchmarks, opened) if str(name) in BENCHMARK_NAMES]
+    tables = write_results(caches, args.out, args.runs, readme, args.bootstrap, progress=not args.quiet,
+                           readme_blocks=registered)
     for name, table in tables.items():
-        print(f"\n{name}:\n{evaluation.to_markdown(table[README_COLUMNS])}")
+        shown = table if name == "transfer" else table[README_COLUMNS]
+        print(f"\n{name}:\n{evaluation.to_markdown(shown)}")
     if args.published:
         from lpzero_core.workbench.results import published_comparison
 
@@ -454,7 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_rank)
 
     p = sub.add_parser("results", help="default search + held-out tables per benchmark, with transfer; README")
-    p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARK_NAMES[:2]), choices=BENCHMARK_NAMES)
+    p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARK_NAMES[:2]), metavar="BENCHMARK",
+                   help=f"registered names ({', '.join(BENCHMARK_NAMES)}) or benchmark folders (default: the first "
+                        f"two); with two or more, the transfer table A → B too")
     p.add_argument("--allow-partial", action="store_true", help="evaluate on the architectures extracted so far")
     p.add_argument("--out", type=_writable_dir, default=Path("results"), help="folder of <benchmark>.csv|md")
     p.add_argument("--runs", type=_writable_dir, default=Path("runs/results"),

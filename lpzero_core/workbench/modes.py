@@ -5,17 +5,26 @@ Modes: ``template`` (LPZero's GP, ``search.gp``, one benchmark), ``tree`` and ``
 ``search.evolve``; one or several benchmarks), ``surrogate`` (scikit-learn, ``search.surrogate``, one benchmark).
 A search reads only the search split; held-out numbers are computed afterwards and never feed back.
 
-Choice across seeds (stated rule): the proxy found by the most seeds (same string); ties → the higher search-split
-Spearman ρ (the minimum over benchmarks of a multi-benchmark run), then the lower seed. Held-out numbers of every
-seed are reported beside it (medians and ranges), so the choice can be judged.
+Structural fallback (``workbench.fallback``, the same rule for every mode and seed): a seed's search result (the
+*candidate*) is returned only when it beats the best structural descriptor and the best hand-crafted baseline of
+the search split on the mode's inner validation fold (one-sided paired bootstrap, 90 %); otherwise the seed returns
+the baseline or the descriptor (refined by the candidate within the descriptor's ties where that holds up), and
+says so. ``fallback=False`` returns the candidates as found (ablation).
+
+Choice across seeds (stated rule): the proxy returned by the most seeds (same string); ties → the higher
+search-split Spearman ρ (the minimum over benchmarks of a multi-benchmark run), then the lower seed. Held-out
+numbers of every seed are reported beside it (medians and ranges), so the choice can be judged.
 
 Run folder ``out``::
 
     summary.json        mode, seeds, config overrides, per-benchmark medians/ranges, the chosen seed with its
                         full held-out table row (``evaluation.row`` + ``lex_kendall``)
-    seeds.csv           one row per (seed, benchmark): proxy, search ρ/τ, held-out ρ/τ/top-10 % τ/within-strata
-                        τ/lex τ, gap = search ρ − held-out ρ, seconds per architecture, wall seconds
-    seed<k>/proxy.json  the proxy string (trees parse back with ``tree.parse``) and the mode's search details:
+    seeds.csv           one row per (seed, benchmark): proxy returned, candidate found, fallback choice, search
+                        ρ/τ, held-out ρ/τ/top-10 % τ/within-strata τ/lex τ, gap = search ρ − held-out ρ,
+                        regret_vs_structure = held-out ρ − that of the benchmark's best structural descriptor of the
+                        search split, seconds per architecture, wall seconds
+    seed<k>/proxy.json  the proxy returned and the candidate (trees parse back with ``tree.parse``), the fallback's
+                        choice with its bootstrap bounds, and the mode's search details:
                         trees — chosen/candidates/Pareto front, rejections, history; surrogate — columns, fit and
                         validation ρ (the model is refit bit for bit from the seed, it is not pickled)
 
@@ -38,12 +47,13 @@ from lpzero_core.search.evolve import TreeConfig, combine_config, joint_seconds,
 from lpzero_core.search.gp import GPConfig, config_json, search
 from lpzero_core.search.resample import Generalisation
 from lpzero_core.search.surrogate import SurrogateConfig, surrogate_search
-from lpzero_core.workbench.evaluation import lexicographic, row
+from lpzero_core.workbench import fallback
+from lpzero_core.workbench.evaluation import lexicographic, regret_reference, row
 
 MODES = ("template", "tree", "combine", "surrogate")
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 METRICS = ("search_spearman", "heldout_spearman", "heldout_kendall", "top10_kendall", "strata_kendall",
-           "lex_kendall", "gap", "wall_seconds")
+           "lex_kendall", "gap", "regret_vs_structure", "wall_seconds")
 
 
 def config_for(mode: str, seed: int, overrides: dict | None = None):
@@ -67,15 +77,17 @@ def config_for(mode: str, seed: int, overrides: dict | None = None):
     return kind(seed=seed, **overrides)
 
 
-def _run_one(mode: str, caches: list, config, progress: bool) -> tuple[object, dict, dict[str, float]]:
-    """(proxy with ``evaluate(cache)``, JSON details, seconds per architecture per benchmark)."""
+def _run_one(mode: str, caches: list, config, progress: bool) -> tuple[object, dict, dict[str, float], dict]:
+    """(proxy with ``evaluate(cache)``, JSON details, seconds per architecture per benchmark, the inner validation
+    fold per benchmark for the fallback test)."""
     if mode in ("template", "surrogate") and len(caches) > 1:
         raise LPZeroError(f"mode {mode} searches one benchmark; use tree or combine for a multi-benchmark search")
     if mode == "template":
         result = search(caches[0], config, progress=progress)
         details = {"fitness": result.fitness, "rejected": result.rejected, "evaluations": result.evaluations,
                    "formula": result.best.formula(), "wall_seconds": result.wall_seconds}
-        return result.best, details, {caches[0].name: float(np.mean(caches[0].extract_seconds))}
+        fold = fallback.template_fold(len(caches[0].search_ids), config.seed)
+        return result.best, details, {caches[0].name: float(np.mean(caches[0].extract_seconds))}, {caches[0].name: fold}
     if mode == "surrogate":
         result = surrogate_search(caches[0], config)
         details = {"columns": list(result.proxy.columns), "dropped": list(result.dropped), "fit_spearman": result.fit,
@@ -83,22 +95,26 @@ def _run_one(mode: str, caches: list, config, progress: bool) -> tuple[object, d
                    "wall_seconds": result.wall_seconds}
         alone = {c: float(np.mean(caches[0].baseline_seconds[c])) for c in caches[0].baseline_seconds.columns}
         seconds = joint_seconds(result.proxy.columns, alone, caches[0].baseline_passes)
-        return result.proxy, details, {caches[0].name: seconds}
+        fold = fallback.Fold(result.validation_positions, result.validation_scores)
+        return result.proxy, details, {caches[0].name: seconds}, {caches[0].name: fold}
     result = tree_search(caches, config, progress=progress)
     details = {"chosen": result.chosen.row(), "candidates": [a.row() for a in result.candidates],
                "pareto": [a.row() for a in result.pareto], "rejected": result.rejected,
                "evaluations": result.evaluations, "distinct": result.distinct, "history": result.history,
                "wall_seconds": result.wall_seconds}
-    return result.proxy, details, {c.name: result.chosen.cost for c in caches}
+    folds = {name: fallback.Fold(positions) for name, positions in result.validation.items()}
+    return result.proxy, details, {c.name: result.chosen.cost for c in caches}, folds
 
 
-def _seed_rows(mode: str, seed: int, proxy, caches: list, seconds: dict, wall: float) -> list[dict]:
+def _seed_rows(mode: str, seed: int, selection: fallback.Selection, caches: list, seconds: dict,
+               wall: float) -> list[dict]:
     rows = []
     for cache in caches:
-        scores = proxy.evaluate(cache)
+        scores = selection.proxy.evaluate(cache)
         s, h, t = cache.search_ids, cache.heldout_ids, cache.target
         lex = lexicographic(scores, cache)
-        rows.append({"mode": mode, "seed": seed, "benchmark": cache.name, "proxy": str(proxy),
+        rows.append({"mode": mode, "seed": seed, "benchmark": cache.name, "proxy": str(selection.proxy),
+                     "candidate": selection.candidate, "choice": selection.choice,
                      "search_spearman": metrics.spearman(scores[s], t[s]),
                      "search_kendall": metrics.kendall(scores[s], t[s]),
                      "heldout_spearman": metrics.spearman(scores[h], t[h]),
@@ -108,28 +124,38 @@ def _seed_rows(mode: str, seed: int, proxy, caches: list, seconds: dict, wall: f
                      "lex_kendall": np.nan if lex is None else metrics.kendall(lex[h], t[h]),
                      "seconds_per_arch": seconds[cache.name], "wall_seconds": wall})
         rows[-1]["gap"] = rows[-1]["search_spearman"] - rows[-1]["heldout_spearman"]
+        rows[-1]["regret_vs_structure"] = rows[-1]["heldout_spearman"] - regret_reference(cache)[1]
     return rows
 
 
 def run_mode(mode: str, caches, out: str | Path | None = None, seeds=DEFAULT_SEEDS, overrides: dict | None = None,
-             progress: bool = False, n_resamples: int = 1000) -> dict:
+             progress: bool = False, n_resamples: int = 1000, with_fallback: bool = True) -> dict:
     """Search with ``mode`` once per seed on ``caches`` (one cache, or a list for a multi-benchmark tree/combine
-    search), score on every benchmark, write the run folder (see the module docstring) when ``out`` is given,
-    and return the summary dict."""
+    search), pass each seed's candidate through the structural fallback (unless ``with_fallback`` is False), score
+    on every benchmark, write the run folder (see the module docstring) when ``out`` is given, and return the
+    summary dict."""
     caches = list(caches) if isinstance(caches, (list, tuple)) else [caches]
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise LPZeroError("run_mode needs at least one seed")
     out = None if out is None else Path(out)
-    rows, proxies = [], {}
+    rows, proxies, selections = [], {}, {}
     for seed in seeds:
         config = config_for(mode, seed, overrides)
-        proxy, details, seconds = _run_one(mode, caches, config, progress)
-        proxies[seed] = proxy
-        rows += _seed_rows(mode, seed, proxy, caches, seconds, details["wall_seconds"])
+        candidate, details, seconds, folds = _run_one(mode, caches, config, progress)
+        selection = (fallback.select(candidate, caches, folds, seed) if with_fallback else
+                     fallback.Selection(candidate, "candidate", str(candidate), None, None, {"fallback": "off"}))
+        proxies[seed], selections[seed] = selection.proxy, selection
+        if selection.choice in ("descriptor", "baseline"):  # a fallback costs what it reads, not the candidate
+            seconds = {c.name: (0.0 if selection.choice == "descriptor" else
+                                float(np.mean(c.baseline_seconds[selection.baseline]))) for c in caches}
+        rows += _seed_rows(mode, seed, selection, caches, seconds, details["wall_seconds"])
         if out is not None:
             settings = config_json(config) if mode == "template" else json.loads(json.dumps(asdict(config)))
-            payload = {"mode": mode, "seed": seed, "proxy": str(proxy), "config": settings, **details}
+            verdict = {"choice": selection.choice, "descriptor": selection.descriptor,
+                       "baseline": selection.baseline, **selection.details}
+            payload = {"mode": mode, "seed": seed, "proxy": str(selection.proxy), "candidate": str(candidate),
+                       "fallback": verdict, "config": settings, **details}
             atomic_write_text(out / f"seed{seed}" / "proxy.json",
                               json.dumps(payload, indent=2, ensure_ascii=False, default=float))
     table = pd.DataFrame(rows)
@@ -138,9 +164,13 @@ def run_mode(mode: str, caches, out: str | Path | None = None, seeds=DEFAULT_SEE
     votes = pd.Series(found).value_counts()
     chosen = max(seeds, key=lambda s: (votes[found[s]], np.nan_to_num(search_rho[s], nan=-np.inf), -s))
     summary = {"mode": mode, "seeds": seeds, "overrides": overrides or {}, "benchmarks": [c.name for c in caches],
-               "choice_rule": "the proxy most seeds found; ties: highest search-split Spearman ρ (min over "
+               "choice_rule": "the proxy most seeds returned; ties: highest search-split Spearman ρ (min over "
                               "benchmarks), then lower seed",
-               "chosen_seed": chosen, "chosen_proxy": str(proxies[chosen]), "per_benchmark": {}}
+               "fallback_rule": fallback.RULE if with_fallback else "off",
+               "chosen_seed": chosen, "chosen_proxy": str(proxies[chosen]),
+               "chosen_candidate": selections[chosen].candidate, "chosen_choice": selections[chosen].choice,
+               "fallback": fallback.describe(selections[chosen]) if with_fallback else "off",
+               "choices": {str(seed): selections[seed].choice for seed in seeds}, "per_benchmark": {}}
     for cache in caches:
         part = table[table["benchmark"] == cache.name]
         stats = {m: {"median": float(part[m].median()), "min": float(part[m].min()), "max": float(part[m].max())}
@@ -152,5 +182,5 @@ def run_mode(mode: str, caches, out: str | Path | None = None, seeds=DEFAULT_SEE
     if out is not None:
         atomic_write_text(out / "seeds.csv", table.to_csv(index=False))
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, ensure_ascii=False, default=float))
-    summary["table"] = table
+    summary["table"], summary["proxy"] = table, proxies[chosen]
     return summary

@@ -19,13 +19,22 @@ For every benchmark given (with its statistics cache):
    search-split vs held-out gap of every mode, medians and ranges over the seeds, goes to
    ``results/<benchmark>-modes.csv|md`` and the README block ``results:<benchmark>-modes``.
 
-A partial cache (``allow_partial``) is evaluated on the architectures it holds; the caption says how many.
+5. with two or more benchmarks, the leave-one-benchmark-out **transfer table** (:func:`transfer_table`):
+   for every ordered pair A → B, the proxy each mode chose on A scored on *all* architectures of B, beside the
+   structural descriptor chosen on A's search split by the same rule (``fallback``), and the regret
+   (ρ on B − that descriptor's ρ on B); with three or more benchmarks, also the multi-benchmark tree searched on
+   all but B, scored on B. ``results/transfer.csv|md`` and the README block ``results:transfer``.
+
+Every table carries ``regret_vs_structure``: held-out ρ − that of the structural descriptor chosen on the search
+split (``evaluation.regret_reference``). A partial cache (``allow_partial``) is evaluated on the architectures it
+holds; the caption says how many.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lpzero_core.errors import LPZeroError
@@ -37,10 +46,11 @@ from lpzero_core.workbench import evaluation, modes
 from lpzero_core.workbench.runs import search_run
 
 README_COLUMNS = ["proxy", "kind", "spearman", "kendall", "kendall_ci_low", "kendall_ci_high", "top10_kendall",
-                  "strata_kendall", "lex_kendall", "partial_spearman", "seconds_per_arch"]
+                  "strata_kendall", "lex_kendall", "partial_spearman", "regret_vs_structure", "seconds_per_arch"]
 #: the modes of the gap table; all but the template also get a row in the held-out table
 MODES = ("template", "tree", "combine", "surrogate")
-GAP_COLUMNS = ("search_spearman", "heldout_spearman", "gap", "strata_kendall", "lex_kendall", "wall_seconds")
+GAP_COLUMNS = ("search_spearman", "heldout_spearman", "gap", "regret_vs_structure", "strata_kendall", "lex_kendall",
+               "wall_seconds")
 #: the searched proxy of the tables (and of notebook 02's defaults)
 DEFAULT_SEARCH = GPConfig(seed=0)
 
@@ -63,21 +73,33 @@ def embed(readme: str, name: str, block: str) -> str:
 
 
 def mode_runs(caches: dict[str, StatsCache], runs: str | Path, *, settings: dict | None = None,
-              n_resamples: int = 1000, progress: bool = False) -> tuple[dict[str, list[dict]], dict[str, pd.DataFrame]]:
-    """Every mode of ``MODES`` on every cache (and ``tree`` on all caches at once when there are two or more), each
-    over ``modes.DEFAULT_SEEDS`` with each mode's defaults (``settings``: per-mode overrides, e.g. smaller budgets
-    in tests), into ``runs/<benchmark>/modes/<mode>`` (``runs/multi/tree``). Returns the
-    held-out rows per benchmark and the gap table per benchmark (one row per mode: median [min, max] over seeds)."""
+              n_resamples: int = 1000, progress: bool = False
+              ) -> tuple[dict[str, list[dict]], dict[str, pd.DataFrame], list[dict]]:
+    """Every mode of ``MODES`` on every cache (and ``tree`` on all caches at once when there are two or more, and on
+    every leave-one-out subset when there are three or more), each over ``modes.DEFAULT_SEEDS`` with each mode's
+    defaults (``settings``: per-mode overrides, e.g. smaller budgets in tests), into
+    ``runs/<benchmark>/modes/<mode>`` (``runs/multi[-<names>]/tree``). Returns the held-out rows per benchmark,
+    the gap table per benchmark (one row per mode: median [min, max] over seeds) and the chosen proxy of every
+    search (``mode``, ``label``, ``searched_on``, ``proxy``, ``descriptor``) for the transfer table."""
     rows = {name: [] for name in caches}
     gaps = {name: [] for name in caches}
+    chosen_proxies = []
     searches = [(mode, [name]) for mode in MODES for name in caches]
     if len(caches) > 1:
         searches.append(("tree", list(caches)))
+    if len(caches) > 2:
+        searches += [("tree", [n for n in caches if n != left]) for left in caches]
     for mode, names in searches:
-        folder = Path(runs) / (names[0] if len(names) == 1 else "multi") / "modes" / mode
+        multi = "multi" if len(names) == len(caches) else "multi-" + "-".join(names)
+        folder = Path(runs) / (names[0] if len(names) == 1 else multi) / "modes" / mode
         summary = modes.run_mode(mode, [caches[n] for n in names], folder, overrides=(settings or {}).get(mode),
                                  n_resamples=n_resamples, progress=progress)
         label = mode if len(names) == 1 else f"{mode} on {' + '.join(names)}"
+        descriptor = evaluation.best_on_search([caches[n] for n in names], evaluation.structural_scores)
+        chosen_proxies.append({"mode": mode, "label": label, "searched_on": names, "proxy": summary["proxy"],
+                               "descriptor": descriptor})
+        if len(names) not in (1, len(caches)):
+            continue  # a leave-one-out search is only scored on the benchmark it left out
         for name in names:
             part = summary["per_benchmark"][caches[name].name]
             if mode != "template" or len(names) > 1:
@@ -89,26 +111,67 @@ def mode_runs(caches: dict[str, StatsCache], runs: str | Path, *, settings: dict
             gaps[name].append({"mode": label, "seeds": len(summary["seeds"]), "chosen_proxy": summary["chosen_proxy"],
                                **{m: f"{stats[m]['median']:.3f} [{stats[m]['min']:.3f}, {stats[m]['max']:.3f}]"
                                   for m in GAP_COLUMNS}})
-    return rows, {name: pd.DataFrame(g) for name, g in gaps.items()}
+    return rows, {name: pd.DataFrame(g) for name, g in gaps.items()}, chosen_proxies
+
+
+TRANSFER_COLUMNS = ["searched_on", "scored_on", "mode", "proxy", "spearman", "kendall", "strata_kendall",
+                    "top10_kendall", "descriptor", "descriptor_spearman", "regret_vs_structure", "n"]
+
+
+def transfer_table(caches: dict[str, StatsCache], chosen_proxies: list[dict]) -> pd.DataFrame:
+    """Leave-one-benchmark-out: every chosen proxy scored on all architectures of each benchmark it did not search
+    on, beside the structural descriptor chosen on its search split(s) by the same rule; ``regret_vs_structure`` =
+    ρ − the descriptor's ρ on that benchmark. A proxy that reads a column the benchmark lacks is a row of NaN
+    saying so."""
+    from lpzero_core.errors import LPZeroError
+    from lpzero_core.search import metrics
+
+    rows = []
+    for entry in chosen_proxies:
+        for name, cache in caches.items():
+            if name in entry["searched_on"]:
+                continue
+            ids, truth = np.arange(len(cache)), np.asarray(cache.target)
+            try:
+                scores = np.asarray(entry["proxy"].evaluate(cache), float)
+            except (LPZeroError, KeyError) as error:
+                scores = np.full(len(cache), np.nan)
+                entry = {**entry, "proxy": f"{entry['proxy']} (not applicable: {str(error).splitlines()[0]})"}
+            structure = evaluation.structural_scores(cache)
+            descriptor = entry["descriptor"]
+            reference = (metrics.spearman(structure[descriptor], truth) if descriptor in structure else np.nan)
+            rho = metrics.spearman(scores, truth)
+            rows.append({"searched_on": " + ".join(entry["searched_on"]), "scored_on": name, "mode": entry["label"],
+                         "proxy": str(entry["proxy"]), "spearman": rho, "kendall": metrics.kendall(scores, truth),
+                         "strata_kendall": metrics.stratified(scores, truth, cache.strata),
+                         "top10_kendall": metrics.top_k(scores, truth, 0.10), "descriptor": descriptor,
+                         "descriptor_spearman": reference, "regret_vs_structure": rho - reference, "n": len(ids)})
+    return pd.DataFrame(rows, columns=TRANSFER_COLUMNS)
 
 
 def write_results(caches: dict[str, StatsCache], out: str | Path = "results", runs: str | Path = "runs/results",
                   readme: str | Path | None = "README.md", n_resamples: int = 1000, progress: bool = True,
-                  with_modes: bool = True, mode_settings: dict | None = None) -> dict[str, pd.DataFrame]:
+                  with_modes: bool = True, mode_settings: dict | None = None,
+                  readme_blocks: list[str] | None = None) -> dict[str, pd.DataFrame]:
     """Search, evaluate and write the tables of the named caches (e.g. ``{"flexibert": open_cache("flexibert")}``);
-    returns them. The README is checked for every block before anything is written."""
+    returns them (and ``"transfer"``, with two or more). ``readme_blocks``: the benchmarks with README blocks
+    (default: all; a user's benchmark folder gets its files only). The README is checked for every block before
+    anything is written."""
     text = Path(readme).read_text() if readme else None
-    for name in caches if text is not None else ():
+    blocks = list(caches) if readme_blocks is None else list(readme_blocks)
+    for name in blocks if text is not None else ():
         embed(text, name, "")
         if with_modes:
             embed(text, f"{name}-modes", "")
+    if text is not None and with_modes and len(caches) > 1:
+        embed(text, "transfer", "")
     searched = {}
     for name, cache in caches.items():
         run = search_run(cache, DEFAULT_SEARCH, Path(runs) / name, force=True, progress=progress)
         searched[name] = Proxy.parse(run.summary["proxy"])
-    extra, gaps = ({}, {})
+    extra, gaps, chosen_proxies = {}, {}, []
     if with_modes:
-        extra, gaps = mode_runs(caches, runs, settings=mode_settings, n_resamples=n_resamples)
+        extra, gaps, chosen_proxies = mode_runs(caches, runs, settings=mode_settings, n_resamples=n_resamples)
     tables, out = {}, Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, cache in caches.items():
@@ -122,15 +185,22 @@ def write_results(caches: dict[str, StatsCache], out: str | Path = "results", ru
         head = caption(cache, searched[name])
         atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
         atomic_write_text(out / f"{name}.md", f"{head}\n\n{evaluation.to_markdown(table)}\n")
-        if text is not None:
+        if text is not None and name in blocks:
             text = embed(text, name, f"{head}\n\n{evaluation.to_markdown(table[README_COLUMNS])}\n")
         if name in gaps:
             gap = gaps[name]
             atomic_write_text(out / f"{name}-modes.csv", gap.to_csv(index=False))
             atomic_write_text(out / f"{name}-modes.md", evaluation.to_markdown(gap) + "\n")
-            if text is not None:
+            if text is not None and name in blocks:
                 text = embed(text, f"{name}-modes", evaluation.to_markdown(gap) + "\n")
         tables[name] = table
+    if with_modes and len(caches) > 1:
+        transfer = transfer_table(caches, chosen_proxies)
+        atomic_write_text(out / "transfer.csv", transfer.to_csv(index=False))
+        atomic_write_text(out / "transfer.md", evaluation.to_markdown(transfer) + "\n")
+        if text is not None:
+            text = embed(text, "transfer", evaluation.to_markdown(transfer) + "\n")
+        tables["transfer"] = transfer
     if text is not None:
         atomic_write_text(Path(readme), text)
     return tables

@@ -1,0 +1,161 @@
+"""Selection with a structural fallback: a searched proxy is returned only where it beats what is free.
+
+Every mode's final choice, for every seed (``modes.run_mode``), goes through :func:`select`, with one rule:
+
+* **References**, chosen on the search split only (never on held-out data): d* = the structural descriptor
+  (``stats.baselines.structural``: parameter counts, FLOPs, depth, (depth, width)) with the highest search-split
+  Spearman ρ, and b* = the hand-crafted network baseline (the cache's baseline columns) chosen the same way; in a
+  multi-benchmark run, among the names every benchmark has, by the minimum ρ over benchmarks.
+* **Test**, per benchmark, on the mode's inner validation fold V (positions of the search split that its fitness
+  did not read; a surrogate is scored there by its fit-fold model; the template has no fold of its own and is tested
+  on the same seeded fold, ``resample.inner_split(n, VALIDATION, default_rng(seed))``, which its fitness did read,
+  so the test is lenient towards it): the paired bootstrap of Δ = ρ(x) − ρ(y) over V (``RESAMPLES`` resamples,
+  ``resample.paired_difference``, seeded with the mode's seed). x **beats** y when the (1 − ``CONFIDENCE``)
+  quantile of Δ is above 0: a one-sided paired bootstrap test at confidence ``CONFIDENCE`` (90 %).
+* **Choice**: the candidate if it beats d* and b* on every benchmark; else b* if it beats d* on every benchmark;
+  else d*. Where d* has ties on the search split (e.g. (n_layers, hidden) on FlexiBERT) and the candidate is not d*,
+  the fallback is d* *refined* by the candidate (:class:`Refined`: d*'s order, the candidate's within d*'s ties)
+  when the refinement's ρ on V is at least d*'s on every benchmark.
+
+The result says which branch was taken and the Δ quantiles behind it (``Selection.details``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lpzero_core.search import metrics
+from lpzero_core.search.resample import inner_split, paired_difference
+from lpzero_core.workbench.evaluation import best_on_search, lexicographic_ranks, structural_scores
+
+CONFIDENCE = 0.90
+RESAMPLES = 2000
+RULE = (f"candidate if it beats the best structural descriptor and the best baseline of the search split on the "
+        f"inner validation fold (one-sided paired bootstrap of Δρ, {RESAMPLES} resamples, {CONFIDENCE:.0%}); else "
+        f"that baseline if it beats the descriptor; else the descriptor, refined by the candidate within its ties "
+        f"where that is not worse on the fold")
+#: the validation fraction of the fold the template is tested on (the tree and surrogate defaults)
+VALIDATION = 0.3
+
+
+def network_scores(cache) -> dict[str, np.ndarray]:
+    """Every free or hand-crafted network scalar of ``cache`` by name: the structural descriptors, then the
+    network baselines (higher = better, over all architectures)."""
+    return {**structural_scores(cache), **baseline_scores(cache)}
+
+
+def baseline_scores(cache) -> dict[str, np.ndarray]:
+    return {name: cache.baselines[name].to_numpy(float) for name in cache.baselines.columns}
+
+
+@dataclass(frozen=True)
+class Column:
+    """A network scalar chosen by name (a structural descriptor or a hand-crafted baseline)."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return self.name
+
+    def evaluate(self, cache) -> np.ndarray:
+        return network_scores(cache)[self.name]
+
+
+@dataclass(frozen=True)
+class Refined:
+    """``descriptor``'s order, ties broken by ``candidate``: dense ranks of the pair, lexicographically."""
+
+    descriptor: str
+    candidate: object
+
+    def __str__(self) -> str:
+        return f"lex({self.descriptor}, {self.candidate})"
+
+    def evaluate(self, cache) -> np.ndarray:
+        return lexicographic_ranks(network_scores(cache)[self.descriptor], self.candidate.evaluate(cache))
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A benchmark's inner validation fold: positions within its search split and, where the returned proxy is
+    not the honest scorer there (a surrogate refit on the whole split), the candidate's out-of-fit scores."""
+
+    positions: np.ndarray
+    scores: np.ndarray | None = None
+
+
+def template_fold(n_search: int, seed: int) -> Fold:
+    """The fold the template is tested on (see the module docstring)."""
+    return Fold(inner_split(n_search, VALIDATION, np.random.default_rng(seed))[1])
+
+
+@dataclass
+class Selection:
+    proxy: object
+    choice: str  # "candidate", "baseline", "descriptor" or "refined"
+    candidate: str
+    descriptor: str | None
+    baseline: str | None
+    details: dict = field(default_factory=dict)
+
+
+def _lower(delta: np.ndarray) -> float:
+    return float(np.quantile(delta, 1 - CONFIDENCE)) if len(delta) else float("nan")
+
+
+def select(candidate, caches, folds: dict[str, Fold], seed: int) -> Selection:
+    """The proxy a mode returns for ``candidate`` found on ``caches`` (one or more), with ``folds`` by cache name
+    (see the module docstring for the rule)."""
+    caches = list(caches)
+    descriptor = best_on_search(caches, structural_scores)
+    baseline = best_on_search(caches, baseline_scores)
+    rng = np.random.default_rng(seed)
+    lower = {"candidate_vs_descriptor": [], "candidate_vs_baseline": [], "baseline_vs_descriptor": []}
+    refine_ok, ties = [], False
+    for cache in caches:
+        fold = folds[cache.name]
+        ids = np.asarray(cache.search_ids)[fold.positions]
+        truth = np.asarray(cache.target)[ids]
+        mine = candidate.evaluate(cache)[ids] if fold.scores is None else np.asarray(fold.scores, float)
+        named = network_scores(cache)
+        ref = {"descriptor": named[descriptor][ids] if descriptor else None,
+               "baseline": named[baseline][ids] if baseline else None}
+        for pair in lower:
+            a, b = pair.split("_vs_")
+            x = mine if a == "candidate" else ref[a]
+            y = ref[b]
+            beat = np.nan if x is None or y is None else _lower(paired_difference(x, y, truth, RESAMPLES, rng))
+            lower[pair].append(beat)
+        if descriptor:
+            on_search = named[descriptor][np.asarray(cache.search_ids)]
+            ties |= len(np.unique(on_search)) < len(on_search)
+            refined = lexicographic_ranks(ref["descriptor"], mine)
+            refine_ok.append(metrics.spearman(refined, truth) >= metrics.spearman(ref["descriptor"], truth))
+    beats = {pair: all(v > 0 for v in values) for pair, values in lower.items()}  # NaN > 0 is False
+    details = {"confidence": CONFIDENCE, "resamples": RESAMPLES,
+               "lower_delta": {pair: [float(v) for v in values] for pair, values in lower.items()}}
+    if descriptor is None or (beats["candidate_vs_descriptor"] and (baseline is None or
+                                                                    beats["candidate_vs_baseline"])):
+        return Selection(candidate, "candidate", str(candidate), descriptor, baseline, details)
+    if baseline is not None and beats["baseline_vs_descriptor"]:
+        return Selection(Column(baseline), "baseline", str(candidate), descriptor, baseline, details)
+    if ties and str(candidate) != descriptor and all(refine_ok):
+        return Selection(Refined(descriptor, candidate), "refined", str(candidate), descriptor, baseline, details)
+    return Selection(Column(descriptor), "descriptor", str(candidate), descriptor, baseline, details)
+
+
+def describe(selection: Selection) -> str:
+    """One line saying what the rule returned and why."""
+    lows = selection.details.get("lower_delta", {})
+    show = lambda pair: ", ".join(f"{v:+.3f}" for v in lows.get(pair, []))
+    if selection.choice == "candidate":
+        also = f" and {selection.baseline}" if selection.baseline else ""
+        return (f"the candidate beats {selection.descriptor}{also} at {CONFIDENCE:.0%} confidence on the validation "
+                f"fold (Δρ lower bound {show('candidate_vs_descriptor')}): returned as found")
+    why = (f"the candidate does not beat {selection.descriptor} at {CONFIDENCE:.0%} confidence on the validation "
+           f"fold (Δρ lower bound {show('candidate_vs_descriptor')})")
+    kept = {"baseline": f"the baseline {selection.baseline} beats it (lower bound {show('baseline_vs_descriptor')})",
+            "refined": f"{selection.descriptor} refined by the candidate within its ties",
+            "descriptor": f"{selection.descriptor}"}[selection.choice]
+    return f"structural fallback: {why}; returned {kept}"
