@@ -31,9 +31,12 @@ test: venv
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
+# After LPZero's template search, the held-out table with the rows of the other modes' chosen proxies (5 seeds
+# each, structural fallback) beside it, into runs/demo/ (the README is not touched).
 demo: venv
 	$(BIN)/lpzero extract --benchmark flexibert --archs 0:$(DEMO_ARCHS)
-	$(BIN)/lpzero search --benchmark flexibert --seed 0 --allow-partial --out runs/demo-flexibert
+	$(BIN)/lpzero search --benchmark flexibert --seed 0 --allow-partial --out runs/demo/flexibert
+	$(BIN)/lpzero results --benchmarks flexibert --allow-partial --no-readme --out runs/demo/results --runs runs/demo --quiet
 
 # The worked example (examples/bring_your_own): its committed GPT-2/LLaMA config folder as a benchmark, by path:
 # extract -> search -> evaluate -> rank into runs/bring_your_own (EXAMPLE_FLAGS= without --reuse retrains the set).

@@ -208,14 +208,14 @@ def _search_mode(args) -> int:
     seeds = args.seeds or list(modes.DEFAULT_SEEDS)
     out = args.out or Path(f"runs/search-{Path(str(args.benchmark)).name}-{args.mode}")
     summary = modes.run_mode(args.mode, caches, out, seeds, overrides, progress=not args.quiet,
-                             n_resamples=args.bootstrap)
+                             n_resamples=args.bootstrap, with_fallback=not args.no_fallback)
     print(f"{args.mode}: chosen seed {summary['chosen_seed']} of {len(seeds)} ({summary['choice_rule']})\n"
-          f"proxy: {summary['chosen_proxy']}")
+          f"proxy: {summary['chosen_proxy']}\nfound: {summary['chosen_candidate']}\n{summary['fallback']}")
     columns = ["proxy", "spearman", "spearman_ci_low", "spearman_ci_high", "kendall", "top10_kendall",
-               "strata_kendall", "lex_kendall", "n"]
+               "strata_kendall", "lex_kendall", "regret_vs_structure", "n"]
     for cache in caches:
         part = summary["per_benchmark"][cache.name]
-        gap = {m: part["over_seeds"][m] for m in ("search_spearman", "heldout_spearman", "gap")}
+        gap = {m: part["over_seeds"][m] for m in ("search_spearman", "heldout_spearman", "gap", "regret_vs_structure")}
         print(f"\n{cache.name}: over seeds " + ", ".join(f"{m} {v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}]"
                                                         for m, v in gap.items()))
         _print_table(cache, pd.DataFrame([part["chosen_row"]])[columns])
@@ -228,7 +228,7 @@ def cmd_search(args) -> int:
         return _search_mode(args)
     from lpzero_core.search.gp import GPConfig
     from lpzero_core.search.proxy import Proxy
-    from lpzero_core.workbench import evaluation
+    from lpzero_core.workbench import evaluation, fallback
     from lpzero_core.workbench.runs import search_run
 
     config = GPConfig(population=args.population, iterations=args.iterations, n_unary=args.n_unary,
@@ -239,14 +239,19 @@ def cmd_search(args) -> int:
     summary, best = run.summary, Proxy.parse(run.summary["proxy"])
     if run.reused:
         print(f"{args.out} holds the finished run of these settings on this cache: reused (delete it to recompute)")
-    table = evaluation.report(cache, {"searched": best}, n_resamples=args.bootstrap)
+    fold = {cache.name: fallback.template_fold(len(cache.search_ids), args.seed)}
+    selection = (fallback.Selection(best, "candidate", str(best), None, None) if args.no_fallback else
+                 fallback.select(best, [cache], fold, args.seed))
+    returned = {} if selection.choice == "candidate" else {f"returned: {selection.proxy}": selection.proxy}
+    table = evaluation.report(cache, {"searched": best} | returned, n_resamples=args.bootstrap)
     columns = ["proxy", "kind", "kendall", "spearman", "kendall_ci_low", "kendall_ci_high"]
     print(f"best: {best}\n      {best.formula()}")
     print(f"search split (n={summary['search']['n']}): ρ {summary['search']['spearman']:.4f} τ "
           f"{summary['search']['kendall']:.4f}   |  evaluations {summary['evaluations']}, "
           f"rejected {sum(summary['rejected'].values())}, {summary['wall_seconds']:.1f} s")
     shown = (table["kind"] == "searched") | (table.index < args.top)  # the top rows and, always, the searched one
-    _print_table(cache, table.loc[shown, columns])
+    _print_table(cache, table.loc[shown, columns + ["regret_vs_structure"]])
+    print("structural fallback: off (--no-fallback)" if args.no_fallback else fallback.describe(selection))
     print(f"wrote {args.out}/best.json, summary.json, history.csv")
     return 0
 
@@ -421,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "template over these seeds instead of one resumable run")
     p.add_argument("--also", action="append", default=[], metavar="BENCHMARK",
                    help="tree/combine: search on this benchmark's cache too (repeatable; leaves common to all)")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="return each search result as found, without the structural fallback (ablation; "
+                        "docs: lpzero_core/workbench/fallback.py)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
                    help="a mode setting, e.g. strata_weight=0.3 or generations=10 (repeatable)")
     p.add_argument("--seed", type=COUNT, default=0)

@@ -149,6 +149,17 @@ def transfer_table(caches: dict[str, StatsCache], chosen_proxies: list[dict]) ->
     return pd.DataFrame(rows, columns=TRANSFER_COLUMNS)
 
 
+def transfer_rows(benchmark: str, out: str | Path = "results") -> pd.DataFrame:
+    """The rows of ``out/transfer.csv`` (written by ``lpzero results`` with two or more benchmarks) scored on
+    ``benchmark``: the proxies chosen on the other benchmarks, on all of this one; no rows before that file
+    exists."""
+    path = Path(out) / "transfer.csv"
+    if not path.is_file():
+        return pd.DataFrame(columns=TRANSFER_COLUMNS)
+    table = pd.read_csv(path)
+    return table[table["scored_on"] == benchmark].reset_index(drop=True)
+
+
 def write_results(caches: dict[str, StatsCache], out: str | Path = "results", runs: str | Path = "runs/results",
                   readme: str | Path | None = "README.md", n_resamples: int = 1000, progress: bool = True,
                   with_modes: bool = True, mode_settings: dict | None = None,
