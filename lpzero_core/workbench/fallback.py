@@ -15,7 +15,10 @@ Every mode's final choice, for every seed (``modes.run_mode``), goes through :fu
 * **Choice**: the candidate if it beats d* and b* on every benchmark; else b* if it beats d* on every benchmark;
   else d*. Where d* has ties on the search split (e.g. (n_layers, hidden) on FlexiBERT) and the candidate is not d*,
   the fallback is d* *refined* by the candidate (:class:`Refined`: d*'s order, the candidate's within d*'s ties)
-  when the refinement's ρ on V is at least d*'s on every benchmark.
+  when the candidate orders the search split within d*'s tie groups positively on every benchmark (size-weighted
+  mean Spearman ρ over groups of ≥ 3, ``metrics.stratified``). This check is on the whole search split, so partly
+  in-sample for the candidate — the validation fold holds too few members per tie group to judge a within-group
+  order — but a refinement never moves an architecture across d*'s levels: what it risks is the order within them.
 
 The result says which branch was taken and the Δ quantiles behind it (``Selection.details``).
 """
@@ -34,7 +37,7 @@ RESAMPLES = 2000
 RULE = (f"candidate if it beats the best structural descriptor and the best baseline of the search split on the "
         f"inner validation fold (one-sided paired bootstrap of Δρ, {RESAMPLES} resamples, {CONFIDENCE:.0%}); else "
         f"that baseline if it beats the descriptor; else the descriptor, refined by the candidate within its ties "
-        f"where that is not worse on the fold")
+        f"where the candidate orders the search split within them positively")
 #: the validation fraction of the fold the template is tested on (the tree and surrogate defaults)
 VALIDATION = 0.3
 
@@ -128,10 +131,12 @@ def select(candidate, caches, folds: dict[str, Fold], seed: int) -> Selection:
             beat = np.nan if x is None or y is None else _lower(paired_difference(x, y, truth, RESAMPLES, rng))
             lower[pair].append(beat)
         if descriptor:
-            on_search = named[descriptor][np.asarray(cache.search_ids)]
-            ties |= len(np.unique(on_search)) < len(on_search)
-            refined = lexicographic_ranks(ref["descriptor"], mine)
-            refine_ok.append(metrics.spearman(refined, truth) >= metrics.spearman(ref["descriptor"], truth))
+            search = np.asarray(cache.search_ids)
+            levels = named[descriptor][search]
+            ties |= len(np.unique(levels)) < len(levels)
+            within = metrics.stratified(candidate.evaluate(cache)[search], np.asarray(cache.target)[search], levels,
+                                        "spearman")
+            refine_ok.append(within > 0)  # NaN (no tie group of 3) is not > 0
     beats = {pair: all(v > 0 for v in values) for pair, values in lower.items()}  # NaN > 0 is False
     details = {"confidence": CONFIDENCE, "resamples": RESAMPLES,
                "lower_delta": {pair: [float(v) for v in values] for pair, values in lower.items()}}
