@@ -9,11 +9,14 @@ import json
 import os
 import shlex
 import shutil
+import stat
 import time
 
 import pytest
 from safetensors.numpy import load_file
 
+from lpzero_core.errors import LPZeroError
+from lpzero_core.files import atomic_write, check_writable, load_json, non_regular
 from lpzero_core.search import gp
 from lpzero_core.stats.benchmarks.synthetic import make_cache
 from lpzero_core.stats.cache import arch_path, checksum, verify
@@ -404,3 +407,86 @@ def test_corrupt_flexibert_file_is_detected_and_recomputed(flexibert2, tmp_path,
     assert lpzero(*EXTRACT, "--archs", "0:2", "--cache", cache)[0] == 0
     assert verify(cache) == {"ok": [0, 1], "missing": list(range(2, 500))}
     assert checksum(load_file(path)) == good, "recomputed: the same tensors (the metadata holds timings)"
+
+
+# -- issue 20: output only to regular files ------------------------------------------------------------------------
+def _kinds(tmp_path):
+    """A FIFO and a folder in ``tmp_path``: the non-regular targets a write must leave as they are."""
+    fifo, folder = tmp_path / "fifo", tmp_path / "folder"
+    os.mkfifo(fifo)
+    folder.mkdir()
+    return {"a FIFO": fifo, "a folder": folder}
+
+
+def _unchanged(targets) -> bool:
+    return stat.S_ISFIFO(targets["a FIFO"].stat().st_mode) and targets["a folder"].is_dir() \
+        and not any(targets["a folder"].iterdir())
+
+
+def test_rank_out_fifo_or_folder_is_refused_and_left_as_it_was(syn, tmp_path, lpzero):
+    targets = _kinds(tmp_path)
+    for kind, path in targets.items():
+        code, out, err, seconds = lpzero("rank", "--benchmark", "synthetic", "--cache", syn, "--proxy",
+                                         "act|log|abs|grad|sqrt|no_op|element_wise_product", "--out", path)
+        assert code == 2 and out == "" and seconds < 5
+        one_line(err, "--out", kind, "not a regular file")
+    assert _unchanged(targets)
+
+
+def test_evaluate_and_search_out_naming_a_fifo_are_refused(syn, tmp_path, lpzero):
+    targets = _kinds(tmp_path)
+    os.mkfifo(tmp_path / "table.md")
+    code, _, err, _ = lpzero("evaluate", "--benchmark", "synthetic", "--cache", syn, "--all", "--out",
+                             tmp_path / "table")
+    assert code == 2
+    one_line(err, "--out", "a FIFO")
+    code, _, err, _ = lpzero(*search(syn, targets["a FIFO"]))
+    assert code == 2
+    one_line(err, "--out", "a FIFO, not a folder")
+    assert _unchanged(targets) and stat.S_ISFIFO((tmp_path / "table.md").stat().st_mode)
+
+
+def test_atomic_write_never_renames_over_a_non_regular_file(tmp_path):
+    targets = _kinds(tmp_path)
+    for kind, path in targets.items():
+        with pytest.raises(LPZeroError, match=kind):
+            atomic_write(path, b"x")
+    assert _unchanged(targets) and os.listdir(tmp_path) == sorted(os.listdir(tmp_path)) and len(
+        os.listdir(tmp_path)) == 2  # no temporary left behind
+
+
+def test_character_devices_are_refused_by_the_same_check(tmp_path, monkeypatch):
+    # read-only on the real /dev/null (stat only), then a regular path made to look like a device
+    assert non_regular("/dev/null") == "a character device"
+    with pytest.raises(LPZeroError, match="character device"):
+        check_writable("/dev/null")
+    path = tmp_path / "looks-like-a-device"
+    path.write_text("keep")
+    real = os.stat
+    monkeypatch.setattr(os, "stat", lambda p, *a, **k: os.stat_result((stat.S_IFCHR | 0o666, *real(p)[1:]))
+                        if str(p) == str(path) else real(p, *a, **k))
+    with pytest.raises(LPZeroError, match="character device"):
+        atomic_write(path, b"lost")
+    monkeypatch.undo()
+    assert path.read_text() == "keep" and os.listdir(tmp_path) == ["looks-like-a-device"]
+
+
+def test_history_in_a_run_folder_that_became_a_fifo_is_refused(syn, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    os.mkfifo(run / "history.csv")
+    observer = runs.RunDirectory(run, {})
+    with pytest.raises(LPZeroError, match="FIFO"):
+        observer.checkpoint(None)
+    assert stat.S_ISFIFO((run / "history.csv").stat().st_mode)
+
+
+def test_json_nested_past_the_bound_is_one_line(tmp_path, lpzero, syn):
+    path = tmp_path / "deep.json"
+    path.write_text('{"a": ' * 100_000 + "1" + "}" * 100_000)
+    code, out, err, seconds = lpzero("evaluate", "--benchmark", "synthetic", "--cache", syn, "--proxy", path)
+    assert code == 2 and out == "" and seconds < 5
+    one_line(err, "nests deeper than 64")
+    with pytest.raises(LPZeroError, match="nests deeper"):
+        load_json('{"a": ' * 65 + "1" + "}" * 65, "x")
+    assert load_json('{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', "x")

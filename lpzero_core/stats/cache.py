@@ -39,7 +39,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.files import PROJECT_ROOT, atomic_write
+from lpzero_core.files import PROJECT_ROOT, atomic_write, load_json, read_text
 from lpzero_core.search.ops import INPUTS, SCALAR_OPS, TABLE_INDEX, apply_chain, estimate_chain
 from lpzero_core.stats.baselines import BASELINES, PASSES
 
@@ -141,9 +141,9 @@ def read_manifest(directory: Path) -> dict:
     if not path.exists():
         raise LPZeroError(f"no statistics cache at {directory} (missing manifest.json); run `lpzero extract` first")
     try:
-        manifest = json.loads(path.read_text())
+        manifest = load_json(read_text(path, "manifest"), str(path))
         manifest["key"], manifest["arch_keys"], manifest["search_ids"]
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as error:
+    except (LPZeroError, ValueError, KeyError, TypeError) as error:
         raise LPZeroError(f"{path} is damaged ({error!r}); {refill_hint(None, directory)} to rewrite it") from None
     return manifest
 

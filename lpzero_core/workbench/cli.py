@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.files import atomic_write_text
+from lpzero_core.files import atomic_write_text, non_regular
 
 BENCHMARK_NAMES = ("flexibert", "gpt2-wt103", "synthetic")
 #: fewer held-out architectures than this: the printed table gets a warning (rank correlations are then noise)
@@ -51,7 +51,7 @@ def _writable_dir(text: str) -> Path:
     """An argparse type: a folder that exists or can be created, and is writable."""
     path = Path(text).expanduser()
     if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+        raise argparse.ArgumentTypeError(f"{text!r} is {non_regular(path) or 'a file'}, not a folder")
     existing = path
     while not existing.exists():
         existing = existing.parent
@@ -67,17 +67,20 @@ def _out_prefix(text: str) -> Path:
     path = Path(text).expanduser()
     _writable_dir(str(path.parent))
     for suffix in (".csv", ".md"):
-        if path.with_suffix(suffix).is_dir():
-            raise argparse.ArgumentTypeError(f"{text!r}: {path.with_suffix(suffix)} is a folder")
+        kind = non_regular(path.with_suffix(suffix))
+        if kind:
+            raise argparse.ArgumentTypeError(f"{text!r}: {path.with_suffix(suffix)} is {kind}, not a regular file")
     return path
 
 
 def _out_file(text: str) -> Path:
-    """An argparse type: a file to write, in a writable folder, not a folder itself."""
+    """An argparse type: a file to write, in a writable folder; absent or a regular file (never a device, a FIFO
+    or a folder, which the atomic rename would replace)."""
     path = Path(text).expanduser()
+    kind = non_regular(path)
+    if kind:
+        raise argparse.ArgumentTypeError(f"{text!r} is {kind}, not a regular file; choose a file path")
     _writable_dir(str(path.parent))
-    if path.is_dir():
-        raise argparse.ArgumentTypeError(f"{text!r} is a folder, not a file")
     return path
 
 

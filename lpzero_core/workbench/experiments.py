@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.files import PROJECT_ROOT, atomic_write_text
+from lpzero_core.files import PROJECT_ROOT, atomic_write_text, read_text
 from lpzero_core.search.gp import GPConfig
 from lpzero_core.search.proxy import Proxy
 from lpzero_core.stats.cache import StatsCache
@@ -81,14 +81,11 @@ def load_proxy(path: str | Path) -> Proxy:
     """A proxy from a file (a ``best.json`` / ``Proxy.to_json`` object, or one canonical string), or the string
     itself when no such file exists and it does not end in ``.json``."""
     resolved = project_path(path)
-    if not resolved.is_file():
+    if not resolved.exists():
         if resolved.suffix == ".json":
             raise LPZeroError(f"no proxy file {resolved}; run notebook 02 (or `lpzero search`) first")
         return Proxy.parse(str(path))
-    try:
-        text = resolved.read_text().strip()
-    except (OSError, UnicodeDecodeError) as error:
-        raise LPZeroError(f"proxy file {resolved} is unreadable ({error})") from None
+    text = read_text(resolved, "proxy file").strip()
     if not text.startswith("{"):
         return Proxy.parse(text)
     data = read_json(resolved, "proxy file")

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.files import atomic_write_text
+from lpzero_core.files import atomic_write_text, check_writable, load_json, read_text
 from lpzero_core.search import gp, metrics
 from lpzero_core.stats.cache import StatsCache
 
@@ -53,12 +53,11 @@ def run_identity(cache: StatsCache, config: gp.GPConfig) -> dict:
 
 def read_json(path: Path, what: str) -> dict:
     """A JSON object from ``path``; a missing, unreadable or damaged file is an ``LPZeroError`` naming ``what``."""
+    text = read_text(path, what)
     try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise LPZeroError(f"no {what} at {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise LPZeroError(f"{what} {path} is damaged or unreadable ({error})") from None
+        data = load_json(text, f"{what} {path}")
+    except LPZeroError as error:
+        raise LPZeroError(f"{error}: damaged") from None
     if not isinstance(data, dict):
         raise LPZeroError(f"{what} {path} is damaged (not a JSON object)")
     return data
@@ -89,6 +88,7 @@ class RunDirectory(gp.Observer):
         for name, rows, fields in (("history.csv", self.rows, gp.HISTORY_FIELDS),
                                    ("timings.csv", self.times, TIMING_FIELDS)):
             path = self.path / name
+            check_writable(path)
             new = not path.exists()
             with path.open("a", newline="") as f:
                 writer = csv.DictWriter(f, fieldnames=fields)
