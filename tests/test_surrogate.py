@@ -47,9 +47,11 @@ def test_rank_features_are_anchored_on_the_search_split(synthetic_cache):
 
 
 def test_bad_surrogate_settings_are_one_line_errors(synthetic_cache):
-    with pytest.raises(LPZeroError, match="'svm'"):
-        SurrogateConfig(model="svm")
+    from lpzero_core.workbench.config import mode_config
     from lpzero_core.workbench.modes import run_mode
+
+    with pytest.raises(LPZeroError, match='model="svm": should be'):
+        mode_config("surrogate", 0, {"model": "svm"})
 
     with pytest.raises(LPZeroError, match="one benchmark"):
         run_mode("surrogate", [synthetic_cache, synthetic_cache], seeds=(0,))

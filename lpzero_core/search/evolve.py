@@ -35,14 +35,17 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import attrgetter
+from typing import Annotated, Literal
 
 import numpy as np
 from deap import algorithms, base, gp, tools
+from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.search import metrics
 from lpzero_core.search.resample import Generalisation, inner_split, resampled_correlation, resamples, spearman
+from lpzero_core.search.settings import Count, Positive, Probability, listed, settings
 from lpzero_core.search.tree import (
     DEFAULT_CHAINS,
     Expr,
@@ -65,39 +68,44 @@ REJECTED = -2.0
 AGGREGATES = {"min": min, "mean": lambda values: float(np.mean(values))}
 
 
-@dataclass(frozen=True)
+@settings
 class TreeConfig:
-    population: int = 200
-    offspring: int = 200
-    generations: int = 25
-    crossover_p: float = 0.5
-    mutation_p: float = 0.4
-    init_height: tuple[int, int] = (1, 3)
-    max_height: int = 6
-    max_size: int = 20
-    chains: tuple[str, ...] = DEFAULT_CHAINS  # () ⇒ network scalars only (the combine mode)
+    """Settings of the tree and combine modes (schema: ``search.settings``)."""
+
+    population: Annotated[int, Field(ge=2)] = 200
+    offspring: Positive = 200
+    generations: Count = 25
+    crossover_p: Probability = 0.5
+    mutation_p: Probability = 0.4
+    init_height: Annotated[tuple[Count, Count], Field(strict=False)] = (1, 3)
+    max_height: Positive = 6
+    max_size: Positive = 20
+    chains: listed(str) = DEFAULT_CHAINS  # () ⇒ network scalars only (the combine mode)
     descriptors: bool = True
     baselines: bool = True
-    constants: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0)
+    constants: listed(float) = (0.1, 0.5, 1.0, 2.0)
     rank: bool = True
-    generalisation: Generalisation = field(default_factory=Generalisation)
-    aggregate: str = "min"
-    strata_weight: float = 0.3
+    generalisation: Generalisation = field(default_factory=Generalisation)  # a JSON object too
+    aggregate: Literal[tuple(AGGREGATES)] = "min"
+    strata_weight: Probability = 0.3
     multi_objective: bool = False
-    hall_of_fame: int = 20
-    tolerance: float = 0.02
-    rps_k: int = 4
-    seed: int = 0
+    hall_of_fame: Positive = 20
+    tolerance: Annotated[float, Field(ge=0)] = 0.02
+    rps_k: Positive = 4
+    seed: Count = 0
+
+    @field_validator("generalisation", mode="before")
+    @classmethod
+    def _from_json(cls, value):
+        return Generalisation(**value) if isinstance(value, dict) else value
 
     def __post_init__(self):
-        if self.aggregate not in AGGREGATES:
-            raise LPZeroError(f"aggregate must be one of {', '.join(AGGREGATES)}, got {self.aggregate!r}")
-        if self.population < 2 or self.offspring < 1 or self.generations < 0 or self.hall_of_fame < 1:
-            raise LPZeroError("need population ≥ 2, offspring ≥ 1, generations ≥ 0 and hall_of_fame ≥ 1")
-        if not 0 <= self.strata_weight <= 1:
-            raise LPZeroError(f"strata_weight must be in [0, 1], got {self.strata_weight}")
         if self.crossover_p + self.mutation_p > 1:
-            raise LPZeroError("crossover_p + mutation_p must be ≤ 1")
+            raise LPZeroError(f"crossover_p + mutation_p must be ≤ 1, got {self.crossover_p} + {self.mutation_p}")
+        low, high = self.init_height
+        if not low <= high <= self.max_height:
+            raise LPZeroError(f"init_height [{low}, {high}]: need low ≤ high ≤ max_height ({self.max_height})")
+        LeafSet(chains=self.chains)  # refuses a chain that is not 'input.op1.op2'
 
 
 def combine_config(**overrides) -> TreeConfig:

@@ -22,15 +22,18 @@ import json
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 from tqdm.auto import tqdm
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.search.metrics import CORRELATIONS
 from lpzero_core.search.ops import BINARY_PRIOR, INPUTS, UNARY_PRIOR
-from lpzero_core.search.proxy import Proxy
+from lpzero_core.search.proxy import AGGREGATIONS, Proxy
 from lpzero_core.search.pruning import RPS
+from lpzero_core.search.settings import Count, Positive, Probability, listed, settings
 from lpzero_core.search.steady_state import steady_state
 
 HISTORY_FIELDS = ("step", "phase", "proxy", "fitness", "rejected_by", "evaluations")
@@ -39,31 +42,25 @@ HISTORY_FIELDS = ("step", "phase", "proxy", "fitness", "rejected_by", "evaluatio
 MAX_N_UNARY = 8
 
 
-@dataclass(frozen=True)
+@settings
 class GPConfig:
-    population: int = 80
-    iterations: int = 1000
-    n_unary: int = 2
-    fitness: str = "spearman"
-    parent_fraction: float = 0.5
-    crossover_p: float = 0.5
-    binary_from_first_p: float = 0.2
-    mutation_p: float = 0.5
-    gene_mutation_p: float = 0.5
-    aggregation: str = "mean"
-    inputs: tuple[str, ...] = INPUTS
-    rps: bool = True
-    rps_k: int = 4
-    checkpoint_every: int = 100
-    seed: int = 0
+    """LPZero's GP settings (schema: ``search.settings``)."""
 
-    def __post_init__(self):
-        if self.fitness not in CORRELATIONS:
-            raise LPZeroError(f"--fitness must be one of {', '.join(CORRELATIONS)}, got {self.fitness!r}")
-        if (self.population < 2 or self.iterations < 0 or not 1 <= self.n_unary <= MAX_N_UNARY
-                or self.checkpoint_every < 1 or self.seed < 0):
-            raise LPZeroError(f"need --population ≥ 2, --iterations ≥ 0, 1 ≤ --n-unary ≤ {MAX_N_UNARY}, "
-                              f"--checkpoint-every ≥ 1 and --seed ≥ 0")
+    population: Annotated[int, Field(ge=2)] = 80
+    iterations: Count = 1000
+    n_unary: Annotated[int, Field(ge=1, le=MAX_N_UNARY)] = 2
+    fitness: Literal[tuple(CORRELATIONS)] = "spearman"
+    parent_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
+    crossover_p: Probability = 0.5
+    binary_from_first_p: Probability = 0.2
+    mutation_p: Probability = 0.5
+    gene_mutation_p: Probability = 0.5
+    aggregation: Literal[AGGREGATIONS] = "mean"
+    inputs: Annotated[listed(Literal[INPUTS]), Field(min_length=1)] = INPUTS
+    rps: bool = True
+    rps_k: Positive = 4
+    checkpoint_every: Positive = 100
+    seed: Count = 0
 
 
 # -- variation -------------------------------------------------------------------------------------------------

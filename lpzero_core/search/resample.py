@@ -17,33 +17,27 @@ Conventions
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 from scipy import stats
 
-from lpzero_core.errors import LPZeroError
+from lpzero_core.search.settings import Positive, Probability, settings
 
 RESAMPLE_KINDS = ("bootstrap", "subsample")
 
 
-@dataclass(frozen=True)
+@settings
 class Generalisation:
-    """Settings of the resampled fitness and of the inner validation fold (see the module docstring)."""
+    """Settings of the resampled fitness and of the inner validation fold (see the module docstring; schema:
+    ``search.settings``)."""
 
-    validation: float = 0.3
-    resamples: int = 20
-    kind: str = "bootstrap"
-    quantile: float | None = None  # None: the mean over resamples
-    parsimony: float = 0.002  # per tree node (or per feature)
-
-    def __post_init__(self):
-        if not 0 <= self.validation < 1:
-            raise LPZeroError(f"validation fraction must be in [0, 1), got {self.validation}")
-        if self.kind not in RESAMPLE_KINDS:
-            raise LPZeroError(f"resample kind must be one of {', '.join(RESAMPLE_KINDS)}, got {self.kind!r}")
-        if self.resamples < 1 or (self.quantile is not None and not 0 <= self.quantile <= 1):
-            raise LPZeroError("need resamples ≥ 1 and a quantile in [0, 1] (or none for the mean)")
+    validation: Annotated[float, Field(ge=0, lt=1)] = 0.3
+    resamples: Positive = 20
+    kind: Literal[RESAMPLE_KINDS] = "bootstrap"
+    quantile: Probability | None = None  # None: the mean over resamples
+    parsimony: Annotated[float, Field(ge=0)] = 0.002  # per tree node (or per feature)
 
 
 def inner_split(n: int, validation: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
 import numpy as np
+from pydantic import Field
 from scipy import stats
 from sklearn.ensemble import GradientBoostingRegressor, RandomForestRegressor
 from sklearn.linear_model import RidgeCV
@@ -23,6 +25,7 @@ from sklearn.linear_model import RidgeCV
 from lpzero_core.errors import LPZeroError
 from lpzero_core.search import metrics
 from lpzero_core.search.resample import inner_split
+from lpzero_core.search.settings import Count, settings
 from lpzero_core.search.tree import Leaves, all_leaves, network_columns, rank, search_leaves
 
 MODELS = {
@@ -33,17 +36,17 @@ MODELS = {
 }
 
 
-@dataclass(frozen=True)
+@settings
 class SurrogateConfig:
-    model: str = "forest"
+    """Settings of the surrogate mode (schema: ``search.settings``)."""
+
+    model: Literal[tuple(MODELS)] = "forest"
     descriptors: bool = True
     baselines: bool = True
-    validation: float = 0.3
-    seed: int = 0
+    validation: Annotated[float, Field(gt=0, lt=1)] = 0.3
+    seed: Count = 0
 
     def __post_init__(self):
-        if self.model not in MODELS:
-            raise LPZeroError(f"surrogate model must be one of {', '.join(MODELS)}, got {self.model!r}")
         if not self.descriptors and not self.baselines:
             raise LPZeroError("the surrogate needs descriptors and/or baselines as features")
 

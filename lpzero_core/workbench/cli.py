@@ -8,7 +8,6 @@ the command that continues the work and exits with 130. Anything else is a bug a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -16,6 +15,7 @@ from pathlib import Path
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text, non_regular
+from lpzero_core.workbench.config import FLAGS, mode_config, parse_set
 
 BENCHMARK_NAMES = ("flexibert", "gpt2-wt103", "synthetic")
 #: fewer held-out architectures than this: the printed table gets a warning (rank correlations are then noise)
@@ -190,7 +190,7 @@ def cmd_info(args) -> int:
     return 0 if matched == len(benchmark) else 1
 
 
-def _search_mode(args) -> int:
+def _search_mode(args, overrides: dict) -> int:
     """``search --mode tree|combine|surrogate`` (or the template over ``--seeds``): ``modes.run_mode`` on the cache
     of ``--benchmark`` and of every ``--also``; prints each benchmark's held-out row of the chosen proxy and the
     search-split vs held-out gap over the seeds."""
@@ -199,17 +199,11 @@ def _search_mode(args) -> int:
     from lpzero_core.stats.extract import open_cache
     from lpzero_core.workbench import modes
 
-    caches = [_open(args)] + [open_cache(other, allow_partial=args.allow_partial) for other in args.also]
-    overrides = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            overrides[key] = json.loads(value)
-        except json.JSONDecodeError:
-            raise LPZeroError(f"--set {item!r}: expected KEY=JSON, e.g. strata_weight=0.3 or "
-                              f"generalisation='{{\"quantile\": 0.2}}'") from None
     seeds = args.seeds or list(modes.DEFAULT_SEEDS)
-    out = args.out or Path(f"runs/search-{Path(str(args.benchmark)).name}-{args.mode}")
+    for seed in seeds:  # every seed's settings are checked before any search starts
+        mode_config(args.mode, seed, overrides, source="--set ")
+    caches = [_open(args)] + [open_cache(other, allow_partial=args.allow_partial) for other in args.also]
+    out = args.out
     summary = modes.run_mode(args.mode, caches, out, seeds, overrides, progress=not args.quiet,
                              n_resamples=args.bootstrap, with_fallback=not args.no_fallback)
     print(f"{args.mode}: chosen seed {summary['chosen_seed']} of {len(seeds)} ({summary['choice_rule']})\n"
@@ -226,17 +220,44 @@ def _search_mode(args) -> int:
     return 0
 
 
+def _single_run(args) -> bool:
+    """Whether ``search`` is one resumable template run (else a mode run over seeds)."""
+    return args.mode == "template" and not args.seeds and not args.also
+
+
+def _template_flags(args) -> dict:
+    """The template settings given as flags (``config.FLAGS``), by setting name."""
+    given = {name: getattr(args, name) for name in ("population", "iterations", "n_unary", "fitness",
+                                                    "checkpoint_every") if getattr(args, name) is not None}
+    return given | ({"rps": False} if args.no_rps else {})
+
+
+def _refuse_flags(args) -> None:
+    """Flags of a single template run that a mode run over seeds cannot apply."""
+    if _single_run(args):
+        return
+    bad = [flag for name, flag in FLAGS["template"].items()
+           if name in _template_flags(args) and args.mode != "template"]
+    bad += ["--seed"] * (args.seed is not None) + ["--resume"] * args.resume + ["--force"] * args.force
+    if bad:
+        fix = (f"give settings of --mode {args.mode} as --set KEY=JSON" if args.mode != "template" else
+               "runs over --seeds are not resumable")
+        raise LPZeroError(f"{bad[0]} applies to a single template run (--mode template without --seeds/--also), "
+                          f"not here; use --seeds for the seeds, {fix}")
+
+
 def cmd_search(args) -> int:
-    if args.mode != "template" or args.seeds or args.also:
-        return _search_mode(args)
-    from lpzero_core.search.gp import GPConfig
+    sets = parse_set(args.set, args.mode)
+    _refuse_flags(args)
+    flags = _template_flags(args) if args.mode == "template" else {}
+    if not _single_run(args):
+        return _search_mode(args, sets | flags)
     from lpzero_core.search.proxy import Proxy
     from lpzero_core.workbench import evaluation, fallback
     from lpzero_core.workbench.runs import search_run
 
-    config = GPConfig(population=args.population, iterations=args.iterations, n_unary=args.n_unary,
-                      fitness=args.fitness, rps=not args.no_rps, seed=args.seed,
-                      checkpoint_every=args.checkpoint_every)
+    config = mode_config("template", args.seed or 0, sets | flags, source="--set ")
+    args.seed = config.seed
     cache = _open(args)
     run = search_run(cache, config, args.out, resume=args.resume, force=args.force, progress=not args.quiet)
     summary, best = run.summary, Proxy.parse(run.summary["proxy"])
@@ -433,14 +454,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="return each search result as found, without the structural fallback (ablation; "
                         "docs: lpzero_core/workbench/fallback.py)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
-                   help="a mode setting, e.g. strata_weight=0.3 or generations=10 (repeatable)")
-    p.add_argument("--seed", type=COUNT, default=0)
-    p.add_argument("--population", type=_int_range(2), default=80)
-    p.add_argument("--iterations", type=COUNT, default=1000)
-    p.add_argument("--n-unary", type=_int_range(1, MAX_N_UNARY), default=2)
-    p.add_argument("--fitness", default="spearman", choices=("spearman", "kendall"))
+                   help="a mode setting, e.g. strata_weight=0.3 or generations=10 (repeatable; the template takes "
+                        "its GP settings, e.g. crossover_p=0.6; docs: lpzero_core/workbench/config.py)")
+    p.add_argument("--seed", type=COUNT, default=None, help="seed of a single template run (default 0)")
+    p.add_argument("--population", type=_int_range(2), default=None, help="template population (default 80)")
+    p.add_argument("--iterations", type=COUNT, default=None, help="template offspring (default 1000)")
+    p.add_argument("--n-unary", type=_int_range(1, MAX_N_UNARY), default=None, help="unary ops per branch (default 2)")
+    p.add_argument("--fitness", default=None, choices=("spearman", "kendall"), help="default spearman")
     p.add_argument("--no-rps", action="store_true", help="switch the rule-based pruning off (ablation)")
-    p.add_argument("--checkpoint-every", type=POSITIVE, default=100)
+    p.add_argument("--checkpoint-every", type=POSITIVE, default=None, help="default 100")
     again = p.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.json")
     again.add_argument("--force", action="store_true", help="delete another run's files in OUT first")
@@ -513,7 +535,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     if getattr(args, "out", "") is None and args.command == "search":
-        args.out = Path(f"runs/search-{args.benchmark}-seed{args.seed}")
+        name = Path(str(args.benchmark)).name
+        args.out = Path(f"runs/search-{name}-seed{args.seed or 0}" if _single_run(args) else
+                        f"runs/search-{name}-{args.mode}")
     try:
         return args.run(args)
     except (LPZeroError, OSError) as error:  # OSError: a user path, or an unreachable Dask scheduler

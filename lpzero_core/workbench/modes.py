@@ -34,7 +34,7 @@ structure; NaN where the cache has no such descriptors.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -43,38 +43,17 @@ import pandas as pd
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
 from lpzero_core.search import metrics
-from lpzero_core.search.evolve import TreeConfig, combine_config, joint_seconds, tree_search
-from lpzero_core.search.gp import GPConfig, config_json, search
-from lpzero_core.search.resample import Generalisation
-from lpzero_core.search.surrogate import SurrogateConfig, surrogate_search
+from lpzero_core.search.evolve import joint_seconds, tree_search
+from lpzero_core.search.gp import config_json, search
+from lpzero_core.search.surrogate import surrogate_search
 from lpzero_core.workbench import fallback
+from lpzero_core.workbench.config import mode_config
 from lpzero_core.workbench.evaluation import lexicographic, regret_reference, row
 
 MODES = ("template", "tree", "combine", "surrogate")
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 METRICS = ("search_spearman", "heldout_spearman", "heldout_kendall", "top10_kendall", "strata_kendall",
            "lex_kendall", "gap", "regret_vs_structure", "wall_seconds")
-
-
-def config_for(mode: str, seed: int, overrides: dict | None = None):
-    """The config dataclass of ``mode`` with ``seed`` and ``overrides`` (a ``generalisation`` dict is turned into
-    :class:`Generalisation`); an unknown setting is a one-line error naming it."""
-    overrides = dict(overrides or {})
-    kind = {"template": GPConfig, "tree": TreeConfig, "combine": TreeConfig, "surrogate": SurrogateConfig}.get(mode)
-    if kind is None:
-        raise LPZeroError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
-    known = {f.name for f in fields(kind)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise LPZeroError(f"mode {mode}: unknown setting {unknown[0]!r} (known: {', '.join(sorted(known))})")
-    if isinstance(overrides.get("generalisation"), dict):
-        overrides["generalisation"] = Generalisation(**overrides["generalisation"])
-    for key in ("chains", "constants", "inputs", "init_height"):
-        if key in overrides:
-            overrides[key] = tuple(overrides[key])
-    if mode == "combine":
-        return combine_config(seed=seed, **overrides)
-    return kind(seed=seed, **overrides)
 
 
 def _run_one(mode: str, caches: list, config, progress: bool) -> tuple[object, dict, dict[str, float], dict]:
@@ -141,7 +120,7 @@ def run_mode(mode: str, caches, out: str | Path | None = None, seeds=DEFAULT_SEE
     out = None if out is None else Path(out)
     rows, proxies, selections = [], {}, {}
     for seed in seeds:
-        config = config_for(mode, seed, overrides)
+        config = mode_config(mode, seed, overrides)
         candidate, details, seconds, folds = _run_one(mode, caches, config, progress)
         selection = (fallback.select(candidate, caches, folds, seed) if with_fallback else
                      fallback.Selection(candidate, "candidate", str(candidate), None, None, {"fallback": "off"}))
