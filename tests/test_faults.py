@@ -16,11 +16,12 @@ import pytest
 from safetensors.numpy import load_file
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.files import atomic_write, check_writable, load_json, non_regular
+from lpzero_core.files import PROJECT_ROOT, atomic_write, check_writable, load_json, non_regular
 from lpzero_core.search import gp
 from lpzero_core.stats.benchmarks.synthetic import make_cache
 from lpzero_core.stats.cache import arch_path, checksum, verify
 from lpzero_core.workbench import cli, runs
+from lpzero_core.workbench.config import NOTEBOOKS, check_notebook
 
 RUN = ["--population", "6", "--iterations", "20", "--checkpoint-every", "5", "--quiet", "--bootstrap", "20"]
 
@@ -490,3 +491,95 @@ def test_json_nested_past_the_bound_is_one_line(tmp_path, lpzero, syn):
     with pytest.raises(LPZeroError, match="nests deeper"):
         load_json('{"a": ' * 65 + "1" + "}" * 65, "x")
     assert load_json('{"a": "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["}', "x")
+
+
+# -- issue 20: one schema for --set, the search flags and the notebooks' parameters --------------------------------
+@pytest.mark.parametrize("mode, item, says", [
+    ("tree", "population=\"10\"", "population=\"10\": should be a valid integer"),
+    ("tree", "population=10.5", "population=10.5: should be a valid integer"),
+    ("tree", "population=[10]", "population=[10]: should be a valid integer"),
+    ("tree", "generations=-1", "generations=-1: should be greater than or equal to 0"),
+    ("tree", "init_height=[-1, 3]", "init_height.0=-1: should be greater than or equal to 0"),
+    ("tree", "max_height=0", "max_height=0: should be greater than or equal to 1"),
+    ("tree", "rank=1", "rank=1: should be a valid boolean"),
+    ("tree", "aggregate=\"max\"", "aggregate=\"max\": should be 'min' or 'mean'"),
+    ("tree", "generalisation={\"quantile\": 2}", "generalisation.quantile=2: should be less than or equal to 1"),
+    ("tree", "generalisation={\"kind\": 3}", "generalisation.kind=3"),
+    ("tree", "strata_weight=NaN", "strata_weight=NaN: should be a finite number"),
+    ("tree", "seed=3", "seed is the flag --seeds"),
+    ("tree", "nope=1", "unknown setting 'nope'"),
+    ("tree", "=1", "expected KEY=JSON"),
+    ("tree", "generations=", "not valid JSON"),
+    ("combine", "chains=[\"act.zz\"]", "chain leaf 'act.zz'"),
+    ("surrogate", "model=\"svm\"", "model=\"svm\": should be 'ridge', 'forest' or 'boosting'"),
+    ("surrogate", "validation=0", "validation=0: should be greater than 0"),
+    ("template", "seed=1", "seed is the flag --seed"),
+    ("template", "population=10", "the flag --population"),
+    ("template", "crossover_p=1.5", "crossover_p=1.5: should be less than or equal to 1"),
+    ("template", "inputs=[\"act\", \"nope\"]", "inputs.1=\"nope\""),
+])
+def test_set_values_are_checked_by_the_schema(syn, tmp_path, lpzero, mode, item, says):
+    code, out, err, seconds = lpzero(*search(syn, tmp_path / "run")[:7], "--mode", mode, "--set", item, "--quiet")
+    assert code == 2 and out == "" and seconds < 5 and not (tmp_path / "run").exists()
+    one_line(err, says)
+
+
+def test_set_given_twice_and_template_flags_on_a_mode_run_are_refused(syn, tmp_path, lpzero):
+    base = search(syn, tmp_path / "run")[:7]
+    cases = [(["--mode", "tree", "--set", "generations=1", "--set", "generations=2"], "given twice"),
+             (["--mode", "tree", "--population", "10"], "--population applies to a single template run"),
+             (["--mode", "combine", "--seed", "3"], "--seed applies to a single template run"),
+             (["--seeds", "0,1", "--seed", "3"], "--seed applies"),
+             (["--seeds", "0,1", "--resume"], "--resume applies")]
+    for extra, says in cases:
+        code, _, err, _ = lpzero(*base, *extra, "--quiet")
+        assert code == 2, extra
+        one_line(err, says)
+    assert not (tmp_path / "run").exists()
+
+
+def test_set_reaches_a_template_run(syn, tmp_path, lpzero):
+    code, _, err, _ = lpzero(*search(syn, tmp_path / "run"), "--set", "crossover_p=0.25")
+    assert code == 0, err
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["config"]["crossover_p"] == 0.25
+
+
+def _notebook_namespace(name: str) -> dict:
+    """The globals a notebook's parameters cell leaves (as the kernel would run it)."""
+    import nbformat
+
+    cells = nbformat.read(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", 4).cells
+    cell = next(c for c in cells if "parameters" in c.metadata.get("tags", []))
+    namespace = {"In": [], "Out": {}, "_": None}
+    exec(cell.source, namespace)
+    namespace.pop("__builtins__")
+    return namespace
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOKS))
+def test_notebook_parameters_are_checked_in_one_line(name):
+    namespace = _notebook_namespace(name)
+    check_notebook(name, namespace)  # the notebook's own parameters pass
+    with pytest.raises(LPZeroError, match=f"notebook {name}: unknown parameter 'seeed'"):
+        check_notebook(name, {**namespace, "seeed": 1})
+    wrong = next(k for k, v in namespace.items() if isinstance(v, (int, str)) and not isinstance(v, bool))
+    with pytest.raises(LPZeroError, match=f"notebook {name}: parameter {wrong}=") as error:
+        check_notebook(name, {**namespace, wrong: [1.5]})
+    assert "\n" not in str(error.value)
+
+
+def test_notebook_mode_settings_go_through_the_mode_schema():
+    namespace = _notebook_namespace("02_search_proxy")
+    with pytest.raises(LPZeroError, match="mode_settings\\['tree'\\] generations=\"5\": should be a valid integer"):
+        check_notebook("02_search_proxy", {**namespace, "mode_settings": {"tree": {"generations": "5"}}})
+    with pytest.raises(LPZeroError, match="study_seeds"):
+        check_notebook("02_search_proxy", {**namespace, "study_seeds": []})
+
+
+def test_every_notebook_checks_its_parameters_first():
+    import nbformat
+
+    for name in NOTEBOOKS:
+        cells = nbformat.read(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", 4).cells
+        i = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+        assert f"check_notebook({name!r}, globals())" in cells[i + 1].source

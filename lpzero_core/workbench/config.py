@@ -48,12 +48,31 @@ def _shown(value) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def describe(error: ValidationError, source: str = "") -> str:
-    """The first problem of a pydantic ``ValidationError`` as ``<source><key>=<value>: <what is allowed>``."""
-    first = error.errors()[0]
-    key = ".".join(str(part) for part in first["loc"]) or "value"
-    message = first["msg"].removeprefix("Input ").removeprefix("Value error, ")
-    return f"{source}{key}={_shown(first.get('input'))}: {message}"
+def _key(loc: tuple, data) -> tuple:
+    """The part of a pydantic error location that names the input (the rest tags a member of a union type)."""
+    key = []
+    for part in loc:
+        if isinstance(data, dict) and part in data or isinstance(data, (list, tuple)) and isinstance(part, int):
+            key.append(part)
+            data = data[part]
+        else:
+            break
+    return tuple(key)
+
+
+def describe(error: ValidationError, data: dict, source: str = "") -> str:
+    """The first problem of a pydantic ``ValidationError`` on input ``data`` as ``<source><key>=<value>: <what is
+    allowed>`` (the alternatives of a union type joined by "or")."""
+    errors = error.errors()
+    key = _key(errors[0]["loc"], data)
+    messages = [e["msg"].removeprefix("Value error, ") for e in errors if _key(e["loc"], data) == key]
+    allowed = [m.removeprefix("Input should be ") for m in dict.fromkeys(messages)]
+    text = "should be " + " or ".join(allowed) if all(m.startswith("Input should be ") for m in messages) else \
+        messages[0]
+    value = data
+    for part in key:
+        value = value[part]
+    return f"{source}{'.'.join(map(str, key)) or 'value'}={_shown(value)}: {text}"
 
 
 def parse_set(items: list[str], mode: str) -> dict:
@@ -96,7 +115,7 @@ def mode_config(mode: str, seed: int, settings: dict | None = None, source: str 
     try:
         return combine_config(seed=seed, **settings) if mode == "combine" else kind(seed=seed, **settings)
     except ValidationError as error:
-        raise LPZeroError(f"mode {mode}: {describe(error, source)}") from None
+        raise LPZeroError(f"mode {mode}: {describe(error, settings, source)}") from None
 
 
 # -- notebooks ---------------------------------------------------------------------------------------------------
@@ -204,7 +223,7 @@ def check_notebook(name: str, namespace: dict) -> BaseModel:
     try:
         params = schema(**values)
     except ValidationError as error:
-        raise LPZeroError(f"notebook {name}: parameter {describe(error)}") from None
+        raise LPZeroError(f"notebook {name}: parameter {describe(error, values)}") from None
     for mode, settings in (getattr(params, "mode_settings", None) or {}).items():
         mode_config(mode, 0, settings, source=f"mode_settings[{mode!r}] ")
     if isinstance(params, Extract) and params.n_search >= params.n_archs:
