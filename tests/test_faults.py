@@ -583,3 +583,269 @@ def test_every_notebook_checks_its_parameters_first():
         cells = nbformat.read(PROJECT_ROOT / "notebooks" / f"{name}.ipynb", 4).cells
         i = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
         assert f"check_notebook({name!r}, globals())" in cells[i + 1].source
+
+
+# -- issue 20: state files validated on load, reuse and resume check what they reuse -------------------------------
+def _finished_run(syn, run, lpzero):
+    assert lpzero(*search(syn, run))[0] == 0
+    return snapshot(run)
+
+
+@pytest.mark.parametrize("damage, says", [
+    (lambda run: (run / "best.json").unlink(), "best.json is missing"),
+    (lambda run: (run / "best.json").write_text('{"inputs": []}'), "best.json differs"),
+    (lambda run: (run / "history.csv").write_text("".join(
+        (run / "history.csv").read_text().splitlines(keepends=True)[:-4])), "history.csv holds"),
+    (lambda run: (run / "history.csv").write_text((run / "history.csv").read_text().replace("evolve", "evolvE", 1)),
+     "history.csv differs"),
+    (lambda run: (run / "timings.csv").write_text("step,seconds\r\n"), "timings.csv holds 0 rows"),
+])
+def test_a_finished_run_whose_files_changed_is_not_reused(syn, tmp_path, lpzero, damage, says):
+    run = tmp_path / "run"
+    _finished_run(syn, run, lpzero)
+    damage(run)
+    before = snapshot(run)
+    code, out, err, _ = lpzero(*search(syn, run))
+    assert code == 2 and "wrote" not in out and snapshot(run) == before
+    one_line(err, says, "not reused", "--force")
+    code, out, err, _ = lpzero(*search(syn, run), "--force")
+    assert code == 0 and "recomputing the run" in err
+    assert lpzero(*search(syn, run))[0] == 0  # and now it is reused
+
+
+def test_resume_of_an_edited_history_is_refused(syn, tmp_path, lpzero):
+    run = tmp_path / "run"
+    runs.search_run(runs_cache(syn), runs_config(), run, progress=False, stop_after=12)
+    history = run / "history.csv"
+    history.write_text(history.read_text().replace("init", "evolve", 1))
+    before = snapshot(run)
+    code, _, err, _ = lpzero(*search(syn, run), "--resume")
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "history.csv differs from what the checkpoint recorded", "--force")
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda data: data["state"].pop("step"), "state.step"),
+    (lambda data: data["state"].update(step="12"), "state.step"),
+    (lambda data: data["state"].update(population=[["x"]]), "state.population.0"),
+    (lambda data: data["state"].update(population=[]), "state.population"),
+    (lambda data: data["state"].update(rng_state={"bit_generator": "nope"}), "state.rng_state"),
+    (lambda data: data.update(files={"history.csv": {"rows": -1, "sha256": "0" * 64}}), "files.history.csv.rows"),
+    (lambda data: data.clear(), "run"),
+])
+def test_checkpoint_of_the_wrong_shape_is_one_line(syn, tmp_path, lpzero, edit, field):
+    run = tmp_path / "run"
+    runs.search_run(runs_cache(syn), runs_config(), run, progress=False, stop_after=12)
+    data = json.loads((run / "checkpoint.json").read_text())
+    edit(data)
+    (run / "checkpoint.json").write_text(json.dumps(data))
+    before = snapshot(run)
+    code, _, err, _ = lpzero(*search(syn, run), "--resume")
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "checkpoint.json is damaged", field, "--force")
+
+
+@pytest.mark.parametrize("content, says", [
+    (b"step,phase,proxy,fitness,rejected_by,evaluations\r\n0,init,\xff\xfe,1\r\n", "not UTF-8"),
+    (b"step,phase\r\n0,init\r\n", "header"),
+    (b"step,phase,proxy,fitness,rejected_by,evaluations\r\n0,init\r\n", "line 2 does not have the 6 fields"),
+])
+def test_history_that_is_not_a_history_is_one_line(syn, tmp_path, lpzero, content, says):
+    run = tmp_path / "run"
+    runs.search_run(runs_cache(syn), runs_config(), run, progress=False, stop_after=12)
+    (run / "history.csv").write_bytes(content)
+    before = snapshot(run)
+    code, _, err, _ = lpzero(*search(syn, run), "--resume")
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "history.csv", says)
+
+
+def test_summary_of_the_wrong_shape_is_one_line(syn, tmp_path, lpzero):
+    run = tmp_path / "run"
+    _finished_run(syn, run, lpzero)
+    data = json.loads((run / "summary.json").read_text())
+    data["evaluations"] = "many"
+    (run / "summary.json").write_text(json.dumps(data))
+    before = snapshot(run)
+    code, _, err, _ = lpzero(*search(syn, run))
+    assert code == 2 and snapshot(run) == before
+    one_line(err, "summary.json is damaged", "evaluations")
+
+
+def test_a_run_folder_is_locked_while_a_search_writes_it(syn, tmp_path, lpzero):
+    from filelock import FileLock
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with FileLock(run / runs.LOCK):  # another search holds it (an OS lock: the same in another process)
+        code, _, err, seconds = lpzero(*search(syn, run))
+        assert code == 2 and seconds < 10
+        one_line(err, "being written by another search", "another --out")
+        code, _, err, _ = lpzero(*search(syn, run)[:7], "--mode", "combine", "--seeds", "0", "--set",
+                                 "generations=1", "--quiet")
+        assert code == 2
+        one_line(err, "being written by another search")
+    assert not (run / "history.csv").exists()
+    assert lpzero(*search(syn, run))[0] == 0
+
+
+# -- issue 20: artefacts bound to their identity ---------------------------------------------------------------------
+def test_swapped_architecture_files_are_found_by_cache_verify(syn_copy, lpzero):
+    first, second = arch_path(syn_copy, 3), arch_path(syn_copy, 4)
+    a, b = first.read_bytes(), second.read_bytes()
+    first.write_bytes(b)
+    second.write_bytes(a)
+    found = verify(syn_copy)
+    assert found["corrupt"] == [3, 4]
+    code, out, _, _ = lpzero("cache", "verify", "--benchmark", "synthetic", "--cache", syn_copy)
+    assert code == 1 and "corrupt: 3, 4" in out
+
+
+def test_checksum_covers_the_index_and_older_files_still_read(syn_copy):
+    from safetensors import safe_open
+    from safetensors.numpy import save
+
+    from lpzero_core.stats.cache import check_arch, read_manifest
+
+    key = read_manifest(syn_copy)["key"]
+    path = arch_path(syn_copy, 5)
+    tensors = load_file(path)
+    with safe_open(path, "np") as f:
+        meta = json.loads(f.metadata()["meta"])
+    assert meta["checksum"] == checksum(tensors, 5) and meta["checksum"] != checksum(tensors)
+    older = {k: v for k, v in meta.items() if k != "checksum_of"} | {"checksum": checksum(tensors)}
+    path.write_bytes(save(tensors, metadata={"meta": json.dumps(older)}))
+    assert check_arch(syn_copy, 5, key)[0] == "ok"  # a file from before the binding: accepted at its index
+    path.rename(arch_path(syn_copy, 6))
+    assert check_arch(syn_copy, 6, key)[0] == "corrupt"  # ... and only there
+
+
+# -- issue 20: flags that cannot apply are refused ---------------------------------------------------------------
+@pytest.mark.parametrize("extra, says", [
+    (["--batch-size", "4"], "--batch-size cannot apply with --cache"),
+    (["--seq-len", "16"], "--seq-len cannot apply with --cache"),
+])
+def test_extraction_flags_with_a_cache_are_refused(syn, tmp_path, lpzero, extra, says):
+    code, out, err, _ = lpzero("evaluate", "--benchmark", "synthetic", "--cache", syn, "--all", *extra)
+    assert code == 2 and out == ""
+    one_line(err, says)
+
+
+def test_repeated_seeds_and_empty_archs_are_refused(syn, tmp_path, lpzero):
+    code, _, err, _ = lpzero(*search(syn, tmp_path / "run")[:7], "--seeds", "0,0", "--mode", "tree")
+    assert code == 2
+    one_line(err, "--seeds", "listed twice")
+    from lpzero_core.stats.extract import parse_archs
+
+    for text, says in (("", "--archs is empty"), (" ", "--archs is empty"), ("1,1", "listed twice")):
+        with pytest.raises(LPZeroError, match=says):
+            parse_archs(text, 10)
+
+
+# -- issue 20: resource guards and Ctrl-C ----------------------------------------------------------------------------
+@pytest.mark.parametrize("extra, says", [
+    (["--population", "100000000"], "GiB of memory estimated"),
+    (["--iterations", "100000000000"], "estimated"),
+])
+def test_a_search_beyond_the_machine_is_refused_up_front(syn, tmp_path, lpzero, extra, says):
+    code, out, err, seconds = lpzero(*search(syn, tmp_path / "run"), *extra)
+    assert code == 2 and seconds < 10 and not (tmp_path / "run" / "history.csv").exists()
+    one_line(err, says)
+    code, _, err, seconds = lpzero(*search(syn, tmp_path / "tree")[:7], "--mode", "tree", "--seeds", "0", "--set",
+                                   "population=100000000", "--quiet")
+    assert code == 2 and seconds < 10
+    one_line(err, "GiB of memory estimated")
+
+
+def test_ctrl_c_while_parsing_or_importing_is_one_line(lpzero, monkeypatch):
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)
+    code, out, err, _ = lpzero("search", "--benchmark", "synthetic")
+    assert code == 130 and out == ""
+    one_line(err, "interrupted")
+
+
+# -- issue 20: user benchmark folders and scores validated where they are read ------------------------------------
+LTS_CONFIG = {"n_layer": 2, "d_model": 16, "n_head": 2, "d_inner": 32, "d_embed": -1, "div_val": 1, "cutoffs": [100],
+              "n_token": 100, "tgt_len": 32, "tie_weight": True, "tie_projs": [False], "dropout": 0.1,
+              "dropatt": 0.0, "weight_init_std": 0.02, "proj_init_std": 0.01}
+
+
+def _lts(root, config=LTS_CONFIG, ppl=None, raw=None):
+    import yaml
+
+    for j in range(4):
+        folder = root / "config_0" / f"j{j}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "model_config.yaml").write_text(raw if raw is not None and j == 0 else yaml.safe_dump(config))
+    if ppl is not None:
+        (root / "ppl_summary.yaml").write_text(ppl)
+    return root
+
+
+@pytest.mark.parametrize("config, raw, ppl, says", [
+    (LTS_CONFIG, "", None, "expected a YAML mapping, found nothing"),
+    (LTS_CONFIG, "[1, 2]", None, "expected a YAML mapping, found list"),
+    ({**LTS_CONFIG, "n_layer": 0}, None, None, "n_layer=0: should be greater than or equal to 1"),
+    ({**LTS_CONFIG, "d_model": -16}, None, None, "d_model=-16"),
+    ({**LTS_CONFIG, "d_inner": "wide"}, None, None, "d_inner='wide'"),
+    ({**LTS_CONFIG, "n_head": [2, 0]}, None, None, "n_head=[2, 0]"),
+    (LTS_CONFIG, None, "config_0_j0: {train_ppl: 3.0}\n", "config_0_j0: valid_ppl should be a finite number > 0"),
+    (LTS_CONFIG, None, "config_0_j0: {valid_ppl: -3.0}\n", "got -3.0"),
+    (LTS_CONFIG, None, "config_0_j0: {valid_ppl: .inf}\n", "got inf"),
+    (LTS_CONFIG, None, "", "ppl_summary.yaml: expected a YAML mapping, found nothing"),
+])
+def test_lts_folder_that_cannot_be_built_is_one_line(tmp_path, lpzero, config, raw, ppl, says):
+    _lts(tmp_path / "lts", config, ppl, raw)
+    code, out, err, _ = lpzero("info", "--benchmark", tmp_path / "lts")
+    assert code == 2 and out == ""
+    one_line(err, says)
+
+
+def _hf(root, scores: str | None):
+    root.mkdir()
+    for key in ("a", "b", "c", "d"):
+        (root / key).mkdir()
+        (root / key / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1, "n_embd": 16,
+                                                            "n_head": 2, "vocab_size": 50257, "n_positions": 32}))
+    if scores is not None:
+        (root / "scores.csv").write_text(scores)
+    return root
+
+
+@pytest.mark.parametrize("scores, says", [
+    ("arch,score\na,1\nb,fast\nc,3\n", "score='fast' of architecture 'b' is not a finite number"),
+    ("arch,score\na,1\nb,inf\nc,3\n", "of architecture 'b' is not a finite number"),
+    ("arch,score\na,1\nb,-inf\nc,3\n", "of architecture 'b' is not a finite number"),
+    ("arch,score\na,1\na,2\nc,3\n", "architecture 'a' has 2 rows"),
+])
+def test_scores_that_are_not_scores_are_one_line(tmp_path, lpzero, scores, says):
+    root = _hf(tmp_path / "hf", scores)
+    code, out, err, _ = lpzero("info", "--benchmark", root)
+    assert code == 2 and out == ""
+    one_line(err, "scores.csv", says)
+
+
+def test_arch_folder_without_config_is_refused(tmp_path, lpzero):
+    root = _hf(tmp_path / "hf", "arch,score\na,1\nb,2\nc,3\nd,4\n")
+    (root / "e").mkdir()
+    code, _, err, _ = lpzero("info", "--benchmark", root)
+    assert code == 2
+    one_line(err, "e: an architecture folder without config.json")
+
+
+def test_a_cache_whose_scores_changed_is_refused(tmp_path, lpzero, monkeypatch):
+    from lpzero_core.stats import benchmarks
+    from lpzero_core.stats.extract import same_source
+
+    root = _hf(tmp_path / "hf", "arch,score\na,1\nb,2\nc,3\nd,4\n")
+    bench = benchmarks.get(root)
+    manifest = {"settings": {"source": bench.source}, "target": bench.target.tolist()}
+    same_source(bench, manifest, tmp_path / "cache")  # unchanged: accepted
+    (root / "scores.csv").write_text("arch,score\na,4\nb,3\nc,2\nd,1\n")
+    with pytest.raises(LPZeroError, match="before its scores changed"):
+        same_source(benchmarks.get(root), manifest, tmp_path / "cache")
+    with pytest.raises(LPZeroError, match="higher_is_better=True; pass the same"):
+        same_source(benchmarks.get(root, higher_is_better=False), manifest, tmp_path / "cache")

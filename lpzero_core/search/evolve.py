@@ -43,7 +43,7 @@ from pydantic import Field, field_validator
 from tqdm.auto import tqdm
 
 from lpzero_core.errors import LPZeroError
-from lpzero_core.search import metrics
+from lpzero_core.search import budget, metrics
 from lpzero_core.search.resample import Generalisation, inner_split, resampled_correlation, resamples, spearman
 from lpzero_core.search.settings import Count, Positive, Probability, listed, settings
 from lpzero_core.search.tree import (
@@ -364,6 +364,10 @@ def leafset(caches, config: TreeConfig) -> LeafSet:
 def tree_search(caches, config: TreeConfig = TreeConfig(), progress: bool = False) -> TreeResult:
     """Evolve trees on the search splits of ``caches`` (one cache or a list: a multi-benchmark search)."""
     caches = list(caches) if isinstance(caches, (list, tuple)) else [caches]
+    budget.check("tree", config.population + config.offspring,
+                 config.population + config.generations * config.offspring,
+                 sum(len(c.search_ids) for c in caches) * config.generalisation.resamples,
+                 f"population {config.population}, offspring {config.offspring}, generations {config.generations}")
     start = time.perf_counter()
     pset = primitive_set(leafset(caches, config))
     toolbox = _variation(pset, config)

@@ -29,6 +29,7 @@ from pydantic import Field
 from tqdm.auto import tqdm
 
 from lpzero_core.errors import LPZeroError
+from lpzero_core.search.budget import check as check_budget
 from lpzero_core.search.metrics import CORRELATIONS
 from lpzero_core.search.ops import BINARY_PRIOR, INPUTS, UNARY_PRIOR
 from lpzero_core.search.proxy import AGGREGATIONS, Proxy
@@ -222,6 +223,8 @@ def search(cache, config: GPConfig = GPConfig(), *, state: SearchState | None = 
     if len(cache.search_ids) < 3:
         raise LPZeroError(f"the search split of this cache holds {len(cache.search_ids)} architecture(s); a rank "
                           f"correlation needs at least 3: extract more of the search split")
+    check_budget("template", config.population, config.population + config.iterations, len(cache.search_ids),
+                 f"population {config.population} with {config.iterations} iterations")
     observer = observer or Observer()
     state = state or SearchState()
     rng = np.random.default_rng(config.seed)

@@ -16,8 +16,10 @@ Each architecture file holds, per proxy input ``X`` with ``S`` sites:
 
 and, as JSON in the safetensors metadata, ``key`` (the manifest key: a file from other settings is stale),
 ``index``, ``descriptors``, ``baselines``, ``baseline_seconds``, ``seconds`` (time to extract the proxy inputs and
-their tables) and ``checksum`` (:func:`checksum` of the tensors; files written before checksums have none and are
-read unchecked — bump ``EXTRACTION_VERSION`` to recompute them).
+their tables) and ``checksum`` (:func:`checksum` of the tensors and of the architecture's index, so that a file
+copied or renamed onto another index fails it; files written before the index was covered record
+``"checksum_of": "tensors"`` implicitly and are accepted when their recorded ``index`` is the one their name says;
+files written before checksums have none and are read unchecked — bump ``EXTRACTION_VERSION`` to recompute them).
 A loaded cache exposes only the network baselines this version defines (``stats.baselines.BASELINES``): one
 extracted by an older release may also hold ``params``, a copy of the descriptor ``params_total``, which no
 consumer (tables, tree leaves, surrogate features) should see twice.
@@ -35,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save
 
@@ -84,9 +87,12 @@ def arch_path(directory: Path, index: int) -> Path:
     return Path(directory) / f"arch_{index:04d}.safetensors"
 
 
-def checksum(tensors: dict[str, np.ndarray]) -> str:
-    """SHA-256 (hex) over the tensors in name order: each name, dtype, shape and bytes."""
+def checksum(tensors: dict[str, np.ndarray], index: int | None = None) -> str:
+    """SHA-256 (hex) over the architecture ``index`` (when given: the files written since it is bound) and the
+    tensors in name order: each name, dtype, shape and bytes."""
     digest = hashlib.sha256()
+    if index is not None:
+        digest.update(json.dumps({"index": index}).encode())
     for name in sorted(tensors):
         array = np.ascontiguousarray(tensors[name])
         digest.update(json.dumps([name, array.dtype.str, array.shape]).encode())
@@ -99,14 +105,15 @@ def write_arch(directory: Path, index: int, tables: dict[str, np.ndarray], sampl
     """Atomically write one architecture's statistics, with the checksum of its tensors in the metadata."""
     tensors = {f"table.{k}": np.ascontiguousarray(v, dtype=np.float64) for k, v in tables.items()}
     tensors |= {f"sample.{k}": np.ascontiguousarray(v, dtype=np.float32) for k, v in samples.items()}
-    meta = {**meta, "index": index, "checksum": checksum(tensors)}
+    meta = {**meta, "index": index, "checksum": checksum(tensors, index), "checksum_of": "index+tensors"}
     atomic_write(arch_path(directory, index), save(tensors, metadata={"meta": json.dumps(meta)}))
 
 
 def check_arch(directory: Path, index: int, key: str) -> tuple[str, tuple[dict[str, np.ndarray], dict] | None]:
     """(status, (tensors, metadata) or None) of one architecture file. Status: ``ok``, ``unchecked`` (readable, no
     checksum: written before checksums), ``missing``, ``corrupt`` (unreadable, incomplete or checksum mismatch) or
-    ``stale`` (written for another manifest key)."""
+    ``stale`` (written for another manifest key). A file whose recorded index is not ``index`` (moved or swapped
+    from another architecture) is corrupt."""
     path = arch_path(directory, index)
     if not path.exists():
         return "missing", None
@@ -118,7 +125,10 @@ def check_arch(directory: Path, index: int, key: str) -> tuple[str, tuple[dict[s
         return "corrupt", None
     if any(f"table.{x}" not in tensors for x in INPUTS):
         return "corrupt", None
-    if "checksum" in meta and meta["checksum"] != checksum(tensors):
+    if meta.get("index", index) != index:  # another architecture's file under this name
+        return "corrupt", None
+    bound = index if meta.get("checksum_of") == "index+tensors" else None
+    if "checksum" in meta and meta["checksum"] != checksum(tensors, bound):
         return "corrupt", None
     if meta.get("key") != key:
         return "stale", None
@@ -142,10 +152,36 @@ def read_manifest(directory: Path) -> dict:
         raise LPZeroError(f"no statistics cache at {directory} (missing manifest.json); run `lpzero extract` first")
     try:
         manifest = load_json(read_text(path, "manifest"), str(path))
-        manifest["key"], manifest["arch_keys"], manifest["search_ids"]
-    except (LPZeroError, ValueError, KeyError, TypeError) as error:
-        raise LPZeroError(f"{path} is damaged ({error!r}); {refill_hint(None, directory)} to rewrite it") from None
+        checked = _Manifest.model_validate(manifest)
+    except LPZeroError as error:
+        raise LPZeroError(f"{path} is damaged ({error}); {refill_hint(None, directory)} to rewrite it") from None
+    except ValidationError as error:
+        first = error.errors()[0]
+        field = ".".join(map(str, first["loc"])) or "top level"
+        raise LPZeroError(f"{path} is damaged: field {field!r} {first['msg'].removeprefix('Value error, ').lower()}; "
+                          f"{refill_hint(None, directory)} to rewrite it") from None
+    n = len(checked.arch_keys)
+    for name in ("target", "strata"):
+        if len(manifest[name]) != n:
+            raise LPZeroError(f"{path} is damaged: field {name!r} has {len(manifest[name])} entries for {n} "
+                              f"architectures; {refill_hint(manifest, directory)} to rewrite it")
+    if any(not 0 <= i < n for i in checked.search_ids) or len(set(checked.search_ids)) < len(checked.search_ids):
+        raise LPZeroError(f"{path} is damaged: field 'search_ids' holds indices outside 0..{n - 1} or twice; "
+                          f"{refill_hint(manifest, directory)} to rewrite it")
     return manifest
+
+
+class _Manifest(BaseModel):
+    """The fields of ``manifest.json`` every reader relies on (others pass)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    benchmark: str
+    key: str
+    arch_keys: list[str]
+    target: list[float | None]
+    strata: list[str]
+    search_ids: list[int]
+    settings: dict | None = None
 
 
 def refill_hint(manifest: dict | None, directory: Path) -> str:

@@ -23,6 +23,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -33,7 +34,15 @@ from lpzero_core.seeds import sample_seed
 from lpzero_core.stats import baselines as baseline_proxies
 from lpzero_core.stats import benchmarks
 from lpzero_core.stats.benchmarks.base import Benchmark, Sites
-from lpzero_core.stats.cache import StatsCache, cache_dir, cache_key, missing_archs, site_sample, write_arch
+from lpzero_core.stats.cache import (
+    StatsCache,
+    cache_dir,
+    cache_key,
+    missing_archs,
+    read_manifest,
+    site_sample,
+    write_arch,
+)
 
 
 def settings(benchmark: Benchmark, batch_size: int | None = None, seq_len: int | None = None, seed: int = 0,
@@ -195,8 +204,10 @@ def _extract_one(config, i, device):
 
 def parse_archs(text: str | None, n: int) -> list[int]:
     """``"0:500"`` / ``"3"`` / ``"1,5,9"`` → indices; None → all. Anything outside 0..n-1 is an error, not clipped."""
-    if not text:
+    if text is None:
         return list(range(n))
+    if not text.strip():
+        raise LPZeroError("--archs is empty: give START:STOP, an index or a comma list (or leave it out for all)")
     try:
         if ":" in text:
             start, stop = (int(v) if v else d for v, d in zip(text.split(":"), (0, n)))
@@ -209,6 +220,8 @@ def parse_archs(text: str | None, n: int) -> list[int]:
         raise LPZeroError(f"--archs {text!r}: expected START:STOP, an index or a comma list") from None
     if min(ids) < 0 or max(ids) >= n:
         raise LPZeroError(f"--archs {text!r}: indices must lie in 0..{n - 1}")
+    if len(set(ids)) < len(ids):
+        raise LPZeroError(f"--archs {text!r}: an index is listed twice")
     return ids
 
 
@@ -286,7 +299,7 @@ def open_cache(benchmark: str | Path, variant: str | None = None, *, batch_size:
         return _bound(cache, str(benchmark), directory)
     if options:
         raise LPZeroError(f"{benchmark}: unexpected options {', '.join(options)} (only generated benchmarks take any)")
-    name = str(benchmark)  # a registered benchmark is named without loading it (its data may be absent)
+    name, bench = str(benchmark), None  # a registered benchmark is named without loading it (its data may be absent)
     if directory is None or name not in benchmarks.REGISTRY:
         bench = benchmarks.get(benchmark, variant, target=target, higher_is_better=higher_is_better)
         name = bench.name
@@ -296,7 +309,28 @@ def open_cache(benchmark: str | Path, variant: str | None = None, *, batch_size:
     if not (Path(directory) / "manifest.json").exists():
         raise LPZeroError(f"no statistics cache for {benchmark} at {directory}; run `lpzero extract --benchmark "
                           f"{benchmark}` with the same --variant/--batch-size/--seq-len/--seed/--target first")
+    if bench is not None and bench.source is not None:
+        same_source(bench, read_manifest(directory), directory)
     return _bound(StatsCache.load(directory, allow_partial), name, directory)
+
+
+def same_source(bench: Benchmark, manifest: dict, directory) -> None:
+    """Refuse a cache of a benchmark folder whose content (scores, configs) or loader options (--target,
+    --higher/--lower-is-better) changed since the extraction: its targets would be the old ones."""
+    recorded = (manifest.get("settings") or {}).get("source")
+    if not isinstance(recorded, dict) or recorded.get("path") != bench.source["path"]:
+        return  # another folder: _bound and the key checks speak for it
+    if recorded.get("options") != bench.source["options"]:
+        was = ", ".join(f"{k}={v}" for k, v in (recorded.get("options") or {}).items())
+        raise LPZeroError(f"{directory} was extracted with {was}; pass the same --target and "
+                          f"--higher-is-better/--lower-is-better, or extract again into another --cache")
+    if recorded.get("sha256") != bench.source["sha256"]:
+        old = np.asarray(manifest.get("target", []), dtype=np.float64)
+        scores = len(old) != len(bench.target) or not np.array_equal(old, bench.target, equal_nan=True)
+        what = "its scores changed" if scores else "its files changed"
+        raise LPZeroError(f"{directory} was extracted from {bench.source['path']} before {what} (content sha256 "
+                          f"{recorded.get('sha256', '?')[:12]} then, {bench.source['sha256'][:12]} now): its targets "
+                          f"would be stale; extract again into another --cache")
 
 
 def _bound(cache: StatsCache, name: str, directory) -> StatsCache:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text, non_regular
-from lpzero_core.workbench.config import FLAGS, mode_config, parse_set
 
 BENCHMARK_NAMES = ("flexibert", "gpt2-wt103", "synthetic")
 #: fewer held-out architectures than this: the printed table gets a warning (rank correlations are then noise)
@@ -92,6 +91,8 @@ def _seed_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of integers") from None
     if not seeds or min(seeds) < 0:
         raise argparse.ArgumentTypeError(f"{text!r}: seeds must be integers ≥ 0")
+    if len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"{text!r}: a seed is listed twice (each seed is one search)")
     return seeds
 
 
@@ -135,6 +136,11 @@ def _cache_args(p: argparse.ArgumentParser, partial: bool = True) -> None:
 
 def _open(args):
     from lpzero_core.stats.extract import open_cache
+
+    given = [flag for flag, value in (("--batch-size", args.batch_size), ("--seq-len", args.seq_len)) if value]
+    if args.cache and given:
+        raise LPZeroError(f"{given[0]} cannot apply with --cache: the cache holds what it was extracted with; "
+                          f"leave {given[0]} out, or leave --cache out to find the cache of these settings")
     return open_cache(args.benchmark, args.variant, batch_size=args.batch_size, seq_len=args.seq_len,
                       seed=args.extract_seed, directory=args.cache, allow_partial=args.allow_partial,
                       target=args.target, higher_is_better=args.higher_is_better)
@@ -198,6 +204,7 @@ def _search_mode(args, overrides: dict) -> int:
 
     from lpzero_core.stats.extract import open_cache
     from lpzero_core.workbench import modes
+    from lpzero_core.workbench.config import mode_config
 
     seeds = args.seeds or list(modes.DEFAULT_SEEDS)
     for seed in seeds:  # every seed's settings are checked before any search starts
@@ -234,6 +241,8 @@ def _template_flags(args) -> dict:
 
 def _refuse_flags(args) -> None:
     """Flags of a single template run that a mode run over seeds cannot apply."""
+    from lpzero_core.workbench.config import FLAGS
+
     if _single_run(args):
         return
     bad = [flag for name, flag in FLAGS["template"].items()
@@ -247,6 +256,8 @@ def _refuse_flags(args) -> None:
 
 
 def cmd_search(args) -> int:
+    from lpzero_core.workbench.config import mode_config, parse_set
+
     sets = parse_set(args.set, args.mode)
     _refuse_flags(args)
     flags = _template_flags(args) if args.mode == "template" else {}
@@ -532,13 +543,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console entry point. Everything after the first line runs under one handler, parsing and the heavy
+    imports included, so that Ctrl-C at any moment ends with one line and status 130 (this module itself imports
+    only the foundation, so the window before it is the interpreter's start-up)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    args = build_parser().parse_args(argv)
-    if getattr(args, "out", "") is None and args.command == "search":
-        name = Path(str(args.benchmark)).name
-        args.out = Path(f"runs/search-{name}-seed{args.seed or 0}" if _single_run(args) else
-                        f"runs/search-{name}-{args.mode}")
+    args = None
     try:
+        args = build_parser().parse_args(argv)
+        if getattr(args, "out", "") is None and args.command == "search":
+            name = Path(str(args.benchmark)).name
+            args.out = Path(f"runs/search-{name}-seed{args.seed or 0}" if _single_run(args) else
+                            f"runs/search-{name}-{args.mode}")
         return args.run(args)
     except (LPZeroError, OSError) as error:  # OSError: a user path, or an unreachable Dask scheduler
         print(f"lpzero: error: {error}", file=sys.stderr)

@@ -34,6 +34,7 @@ structure; NaN where the cache has no such descriptors.
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from lpzero_core.search.surrogate import surrogate_search
 from lpzero_core.workbench import fallback
 from lpzero_core.workbench.config import mode_config
 from lpzero_core.workbench.evaluation import lexicographic, regret_reference, row
+from lpzero_core.workbench.runs import locked
 
 MODES = ("template", "tree", "combine", "surrogate")
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
@@ -118,6 +120,12 @@ def run_mode(mode: str, caches, out: str | Path | None = None, seeds=DEFAULT_SEE
     if not seeds:
         raise LPZeroError("run_mode needs at least one seed")
     out = None if out is None else Path(out)
+    with nullcontext() if out is None else locked(out):
+        return _run_seeds(mode, caches, out, seeds, overrides, progress, n_resamples, with_fallback)
+
+
+def _run_seeds(mode, caches, out, seeds, overrides, progress, n_resamples, with_fallback) -> dict:
+    """``run_mode``'s work, under the run folder's lock."""
     rows, proxies, selections = [], {}, {}
     for seed in seeds:
         config = mode_config(mode, seed, overrides)

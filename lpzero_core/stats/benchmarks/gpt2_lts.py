@@ -72,15 +72,18 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import torch
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import nn
 from torch.nn import functional as F
 from transformers.pytorch_utils import Conv1D
 
 from lpzero_core.errors import LPZeroError
+from lpzero_core.files import read_text
 from lpzero_core.seeds import arch_seed
 from lpzero_core.stats.benchmarks.base import Benchmark, Sites, content_hash, natural_key
 from lpzero_core.stats.data import locate
@@ -542,7 +545,7 @@ def from_config_dir(path: str | Path, name: str | None = None) -> GPT2LTS:
 def _benchmark(name: str, keys: list[str], paths: list[Path], ppl: dict, params: dict | None,
                source: dict | None = None) -> GPT2LTS:
     """Assemble the benchmark (target, strata, split, default batch as documented in the module docstring)."""
-    configs = [_read_yaml(p) for p in paths]
+    configs = [_read_config(p) for p in paths]
     n = len(keys)
     positions = min(int(c.get("tgt_len", 192)) for c in configs)
     if positions < 192:
@@ -550,7 +553,7 @@ def _benchmark(name: str, keys: list[str], paths: list[Path], ppl: dict, params:
                       stacklevel=3)
     return GPT2LTS(
         name=name, variant=VARIANTS[0], arch_keys=keys, configs=configs,
-        target=np.array([-ppl[k]["valid_ppl"] if k in ppl else np.nan for k in keys], dtype=np.float64),
+        target=_targets(ppl, keys, "ppl_summary.yaml"),
         target_name="-valid_ppl",
         strata=np.array([_depth_band(int(c["n_layer"])) for c in configs]),
         search_ids=np.sort(np.random.default_rng(0).choice(n, size=max(1, n // 4), replace=False)),
@@ -566,8 +569,70 @@ def _depth_band(n_layer: int) -> str:
 
 
 def _read_yaml(path: Path) -> dict:
+    """A YAML mapping; an unreadable file, bad YAML, an empty file or a file that is no mapping is one line."""
     try:
-        with open(path) as f:
-            return yaml.load(f, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, yaml.YAMLError) as err:
-        raise LPZeroError(f"{path}: cannot read it as YAML ({err})") from None
+        data = yaml.load(read_text(path, "YAML file"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except yaml.YAMLError as err:
+        raise LPZeroError(f"{path}: cannot read it as YAML ({' '.join(str(err).split())})") from None
+    if not isinstance(data, dict):
+        found = "nothing" if data is None else type(data).__name__
+        raise LPZeroError(f"{path}: expected a YAML mapping, found {found}")
+    return data
+
+
+Width = Annotated[int, Field(ge=1)]
+
+
+class _ModelConfig(BaseModel):
+    """What a ``model_config.yaml`` must hold for the model to be built (types and ranges; other keys pass)."""
+
+    model_config = ConfigDict(extra="allow")
+    n_layer: Width
+    d_model: Width
+    n_head: Width | Annotated[list[Width], Field(min_length=1)]
+    d_inner: Width | Annotated[list[Width], Field(min_length=1)]
+    d_embed: Annotated[int, Field(ge=-1)] | None
+    div_val: Width
+    cutoffs: Annotated[list[Width], Field(min_length=1)]
+    n_token: Width
+    tgt_len: Width
+    tie_weight: bool
+    tie_projs: list[bool]
+    dropout: Annotated[float, Field(ge=0, lt=1)]
+    dropatt: Annotated[float, Field(ge=0, lt=1)]
+    weight_init_std: Annotated[float, Field(gt=0)]
+    proj_init_std: Annotated[float, Field(gt=0)]
+
+
+def _read_config(path: Path) -> dict:
+    """A ``model_config.yaml``, checked against :class:`_ModelConfig` (one line naming the file and the key)."""
+    cfg = _read_yaml(path)
+    missing = [k for k in REQUIRED if k not in cfg]
+    if missing:
+        raise LPZeroError(f"{path}: missing keys {', '.join(missing)} (an hf_gpt2_flex model_config.yaml has them)")
+    try:
+        _ModelConfig.model_validate(cfg)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = first["loc"][0]
+        raise LPZeroError(f"{path}: {key}={cfg[key]!r}: {first['msg'].removeprefix('Input ')}") from None
+    if cfg["d_embed"] == 0:
+        raise LPZeroError(f"{path}: d_embed=0: should be a width ≥ 1, or -1 / null for d_model")
+    return cfg
+
+
+def _targets(ppl: dict, keys: list[str], where) -> np.ndarray:
+    """−valid_ppl per key (NaN where ``ppl`` has no entry); an entry without a finite, positive ``valid_ppl`` is one
+    line naming the file and the key."""
+    values = []
+    for key in keys:
+        if key not in ppl:
+            values.append(np.nan)
+            continue
+        entry = ppl[key]
+        value = entry.get("valid_ppl") if isinstance(entry, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+            raise LPZeroError(f"{where}: {key}: valid_ppl should be a finite number > 0, got "
+                              f"{'nothing' if value is None else repr(value)}")
+        values.append(-float(value))
+    return np.array(values, dtype=np.float64)

@@ -91,6 +91,11 @@ def load(path: str | Path, *, target: str | None = None, higher_is_better: bool 
     files = config_files(root)
     if not files:
         raise LPZeroError(f"{root}: no Hugging Face configs (expected <arch>/config.json or <arch>.json)")
+    empty = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")
+                   and not (d / "config.json").is_file())
+    if empty:
+        raise LPZeroError(f"{root / empty[0]}: an architecture folder without config.json; add its config or move "
+                          f"the folder out of the benchmark")
     configs = {key: _read_config(f) for key, f in files.items()}  # checked here: one line per bad file
     keys = list(configs)
     column, higher = target or "score", True if higher_is_better is None else higher_is_better
@@ -319,6 +324,16 @@ def _read_scores(path: Path, column: str, keys: list[str]) -> tuple[dict[str, fl
     if unknown:
         raise LPZeroError(f"{path}: {len(unknown)} unknown architecture(s) ({', '.join(unknown[:3])}); the keys "
                           f"are the config folder/file names")
-    scores = dict(zip(table["arch"], table[column].astype(float)))
+    duplicated = sorted(set(table.loc[table["arch"].duplicated(), "arch"]))
+    if duplicated:
+        raise LPZeroError(f"{path}: architecture {duplicated[0]!r} has {int((table['arch'] == duplicated[0]).sum())} "
+                          f"rows; give each architecture one score")
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = table.loc[table[column].notna() & ~np.isfinite(values), "arch"]  # text (coerced to NaN), ±inf
+    if len(bad):
+        row = table.loc[bad.index[0]]
+        raise LPZeroError(f"{path}: {column}={row[column]!r} of architecture {row['arch']!r} is not a finite number "
+                          f"(leave the cell empty for an unscored architecture)")
+    scores = dict(zip(table["arch"], values.astype(float)))
     search = set(table.loc[table["split"] == "search", "arch"]) if "split" in table.columns else None
     return scores, search
