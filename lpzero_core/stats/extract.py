@@ -294,6 +294,9 @@ def open_cache(benchmark: str | Path, variant: str | None = None, *, batch_size:
     fills it.
     """
     if benchmarks.is_generated(benchmark):
+        if variant is not None or target is not None or higher_is_better is not None:
+            raise LPZeroError(f"{benchmark} is generated: --variant, --target and --higher/--lower-is-better do not "
+                              f"apply to it; leave them out")
         cache = benchmarks.module(str(benchmark)).open_cache(directory, seed=seed, allow_partial=allow_partial,
                                                              **options)
         return _bound(cache, str(benchmark), directory)

@@ -76,7 +76,7 @@ def _out_file(text: str) -> Path:
     """An argparse type: a file to write, in a writable folder; absent or a regular file (never a device, a FIFO
     or a folder, which the atomic rename would replace)."""
     path = Path(text).expanduser()
-    kind = non_regular(path)
+    kind = "a folder" if text.endswith(("/", os.sep)) or not text else non_regular(path)
     if kind:
         raise argparse.ArgumentTypeError(f"{text!r} is {kind}, not a regular file; choose a file path")
     _writable_dir(str(path.parent))
@@ -210,8 +210,7 @@ def _search_mode(args, overrides: dict) -> int:
     for seed in seeds:  # every seed's settings are checked before any search starts
         mode_config(args.mode, seed, overrides, source="--set ")
     caches = [_open(args)] + [open_cache(other, allow_partial=args.allow_partial) for other in args.also]
-    out = args.out
-    summary = modes.run_mode(args.mode, caches, out, seeds, overrides, progress=not args.quiet,
+    summary = modes.run_mode(args.mode, caches, args.out, seeds, overrides, progress=not args.quiet,
                              n_resamples=args.bootstrap, with_fallback=not args.no_fallback)
     print(f"{args.mode}: chosen seed {summary['chosen_seed']} of {len(seeds)} ({summary['choice_rule']})\n"
           f"proxy: {summary['chosen_proxy']}\nfound: {summary['chosen_candidate']}\n{summary['fallback']}")
@@ -223,7 +222,7 @@ def _search_mode(args, overrides: dict) -> int:
         print(f"\n{cache.name}: over seeds " + ", ".join(f"{m} {v['median']:.3f} [{v['min']:.3f}, {v['max']:.3f}]"
                                                         for m, v in gap.items()))
         _print_table(cache, pd.DataFrame([part["chosen_row"]])[columns])
-    print(f"wrote {out}/summary.json, seeds.csv, seed<k>/proxy.json")
+    print(f"wrote {args.out}/summary.json, seeds.csv, seed<k>/proxy.json")
     return 0
 
 

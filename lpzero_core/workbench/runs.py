@@ -234,13 +234,13 @@ def _validated(schema, data: dict, path: Path) -> BaseModel:
 def _finished(path: Path, identity: dict) -> tuple[dict | None, str | None]:
     """(summary, problem) of a finished run of this identity in ``path``: (None, None) when there is none;
     ``problem`` says what of its files no longer matches what the summary recorded (rows lost, edited, best.json
-    missing or changed)."""
+    missing or changed), or that the summary itself is unreadable (summary None)."""
     if not (path / "summary.json").exists():
         return None, None
     try:
         summary = read_json(path / "summary.json", "run summary")
-    except LPZeroError:
-        return None, None
+    except LPZeroError as error:
+        return None, f"its summary is unreadable ({error})"
     if {k: summary.get(k) for k in identity} != identity:
         return None, None
     checked = _validated(_Summary, summary, path / "summary.json")
@@ -251,8 +251,8 @@ def _finished(path: Path, identity: dict) -> tuple[dict | None, str | None]:
         return summary, "best.json differs from what the summary recorded (edited since)"
     if not (path / "history.csv").exists():
         return summary, "history.csv is missing"
-    problem = _check_files(path, checked.files, {name: _table(path / name) for name in TABLES}, "summary")
-    return summary, problem
+    recorded = {name: digest.model_dump() for name, digest in checked.files.items()}
+    return summary, _check_files(path, recorded, {name: _table(path / name) for name in TABLES}, "summary")
 
 
 def _checkpoint(path: Path) -> tuple[dict, gp.SearchState, dict]:
@@ -328,6 +328,7 @@ def _claim(path: Path, identity: dict, force: bool) -> None:
 def locked(path: Path):
     """Hold the OS file lock ``path/.lock`` while a search writes ``path``; another process holding it is an
     ``LPZeroError`` (two searches on one folder would interleave their rows)."""
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path / LOCK, blocking=False)
     try:
@@ -335,10 +336,15 @@ def locked(path: Path):
     except Timeout:
         raise LPZeroError(f"{path} is being written by another search (lock {path / LOCK} is held); wait for it to "
                           f"finish or use another --out") from None
+    finished = False
     try:
         yield
+        finished = True
     finally:
         lock.release()
+        if not finished and created and [p.name for p in path.iterdir()] == [LOCK]:  # refused before any write
+            (path / LOCK).unlink()
+            path.rmdir()
 
 
 def search_run(cache: StatsCache, config: gp.GPConfig, out: str | Path, *, resume: bool = False, force: bool = False,
@@ -357,8 +363,8 @@ def search_run(cache: StatsCache, config: gp.GPConfig, out: str | Path, *, resum
             return Run(path, summary, reused=True)
         if problem is not None:
             if not force:
-                raise LPZeroError(f"{path} holds the finished run of these settings, but {problem}; it is not reused: "
-                                  f"pass --force to recompute it, or use another --out")
+                raise LPZeroError(f"{path} holds a finished run, but {problem}; it is not reused: pass --force to "
+                                  f"recompute it, or use another --out")
             print(f"lpzero: {path}: {problem}; recomputing the run (--force)", file=sys.stderr)
         if resume and summary is None:
             state, kept = _resume(path, identity)
