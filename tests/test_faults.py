@@ -570,7 +570,8 @@ def test_notebook_parameters_are_checked_in_one_line(name):
 
 def test_notebook_mode_settings_go_through_the_mode_schema():
     namespace = _notebook_namespace("02_search_proxy")
-    with pytest.raises(LPZeroError, match="mode_settings\\['tree'\\] generations=\"5\": should be a valid integer"):
+    says = "notebook 02_search_proxy: parameter mode tree: mode_settings\\['tree'\\] generations=\"5\": should be"
+    with pytest.raises(LPZeroError, match=says):
         check_notebook("02_search_proxy", {**namespace, "mode_settings": {"tree": {"generations": "5"}}})
     with pytest.raises(LPZeroError, match="study_seeds"):
         check_notebook("02_search_proxy", {**namespace, "study_seeds": []})

@@ -225,7 +225,10 @@ def check_notebook(name: str, namespace: dict) -> BaseModel:
     except ValidationError as error:
         raise LPZeroError(f"notebook {name}: parameter {describe(error, values)}") from None
     for mode, settings in (getattr(params, "mode_settings", None) or {}).items():
-        mode_config(mode, 0, settings, source=f"mode_settings[{mode!r}] ")
+        try:
+            mode_config(mode, 0, settings, source=f"mode_settings[{mode!r}] ")
+        except LPZeroError as error:
+            raise LPZeroError(f"notebook {name}: parameter {error}") from None
     if isinstance(params, Extract) and params.n_search >= params.n_archs:
         raise LPZeroError(f"notebook {name}: n_search={params.n_search} must be below n_archs={params.n_archs}")
     return params
