@@ -18,11 +18,12 @@ DEMO_ARCHS ?= 300
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt requirements.lock pyproject.toml
 	@echo "setting up $(VENV)"
 	@if command -v uv >/dev/null 2>&1; then UV=uv; $$UV venv -q --allow-existing -p $(PYTHON) $(VENV); \
 	else $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q uv && UV=$(BIN)/uv; fi && \
-	$$UV pip install -q --python $(BIN)/python -r requirements.txt -c requirements.lock -e .
+	$$UV pip install -q --python $(BIN)/python -r requirements.txt -c requirements.lock -e . && \
+	$$UV pip install -q --python $(BIN)/python --no-deps -r requirements-nodeps.txt
 	@touch $@
 
 # Style (ruff), the layer contract (import-linter: llama > workbench > stats > search > errors/files), then the tests.
