@@ -204,3 +204,16 @@ def test_committed_rows_regenerate_on_four_windows():
     assert rebuilt["parent_sha256"] == row["parent_sha256"]
     np.testing.assert_allclose(np.array([float(x) for x in rebuilt["nll_windows"].split(";")]), committed,
                                rtol=1e-9)
+
+
+def test_halves_reports_overall_and_within_strata_rank_correlation():
+    rng = np.random.default_rng(0)
+    genes = smollm2_mlp.design()[:45]
+    truth = rng.lognormal(4, 0.5, len(genes))
+    rows = pd.DataFrame({"id": range(len(genes)), "kind": [smollm2_mlp.kind(i) for i in range(len(genes))],
+                         "stratum": [channels.LONAS_RATIOS[g[0]] for g in genes],
+                         "ppl_half0": truth, "ppl_half1": truth * rng.lognormal(0, 0.01, len(genes))})
+    table = smollm2_mlp.halves(rows).set_index("rows")
+    assert table.loc["all", "n"] == 45 and len(table) == 7
+    assert table.loc["within strata (weighted mean)", "n"] == 40
+    assert table["spearman"].min() > 0.9

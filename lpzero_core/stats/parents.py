@@ -166,5 +166,5 @@ def window_nll(model: nn.Module, windows: torch.Tensor, batch_size: int = 4) -> 
 
 
 def perplexity(nll: np.ndarray, tokens_per_window: int) -> float:
-    """``exp(Σ nll / (len(nll) · tokens_per_window))``."""
-    return float(np.exp(np.sum(nll) / (len(nll) * tokens_per_window)))
+    """``exp(Σ nll / (len(nll) · tokens_per_window))``; NaN for no windows."""
+    return float(np.exp(np.sum(nll) / (len(nll) * tokens_per_window))) if len(nll) else float("nan")

@@ -179,6 +179,14 @@ def cmd_build_benchmark(args) -> int:
         raise LPZeroError(f"{args.benchmark}: not a measured benchmark; `lpzero build-benchmark` builds "
                           f"{', '.join(measured)}")
     module = benchmarks.module(args.benchmark)
+    if args.halves:
+        rows = module.read_rows(args.rows or module.ROWS)
+        if rows.empty:
+            raise LPZeroError(f"{args.rows or module.ROWS}: no rows measured yet; run `lpzero build-benchmark "
+                              f"{args.benchmark}` first")
+        print(f"{len(rows)} rows; rank correlation of the two held-out halves' perplexities:")
+        print(to_markdown(module.halves(rows)))
+        return 0
     if args.rule_table:
         table = module.rule_table()
         atomic_write_text(args.rule_table.with_suffix(".csv"), table.to_csv(index=False))
@@ -449,6 +457,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=Path, default=None, help="rows file (default: the committed one)")
     p.add_argument("--rule-table", type=Path, default=None, metavar="PATH",
                    help="instead: measure the channel-rule table into PATH.csv and PATH.md")
+    p.add_argument("--halves", action="store_true",
+                   help="instead: the rank correlation between the two held-out halves over the rows built so far")
     p.set_defaults(run=cmd_build_benchmark)
 
     p = sub.add_parser("info", help="architectures, target and the parameter-count check")

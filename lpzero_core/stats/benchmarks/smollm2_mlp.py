@@ -51,6 +51,7 @@ from torch import nn
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
+from lpzero_core.search import metrics
 from lpzero_core.stats import channels, parents
 from lpzero_core.stats.extract import torch_threads
 
@@ -222,3 +223,19 @@ def rule_table(half: int = 0, ratios: tuple[int, ...] = (2, 4)) -> pd.DataFrame:
                 rows.append({"rule": rule, "mlp_ratio": channels.LONAS_RATIOS[g], "ppl": row["ppl"],
                              "tokens": row["tokens"]})
     return pd.DataFrame(rows)
+
+
+def halves(rows: pd.DataFrame) -> pd.DataFrame:
+    """The ground truth's own noise: Spearman ρ and Kendall τ between the two halves' perplexities, over all rows
+    and within each layer-0 stratum (``sampled`` rows only), and their size-weighted mean within strata."""
+    out = [{"rows": "all", "n": len(rows), "spearman": metrics.spearman(rows.ppl_half0, rows.ppl_half1),
+            "kendall": metrics.kendall(rows.ppl_half0, rows.ppl_half1)}]
+    sampled = rows[rows.kind == "sampled"]
+    for stratum, group in sampled.groupby("stratum"):
+        out.append({"rows": f"layer 0 at {stratum:.3f}", "n": len(group),
+                    "spearman": metrics.spearman(group.ppl_half0, group.ppl_half1),
+                    "kendall": metrics.kendall(group.ppl_half0, group.ppl_half1)})
+    out.append({"rows": "within strata (weighted mean)", "n": len(sampled),
+                **{m: metrics.stratified(sampled.ppl_half0, sampled.ppl_half1, sampled.stratum, m)
+                   for m in ("spearman", "kendall")}})
+    return pd.DataFrame(out)
