@@ -217,3 +217,12 @@ def test_halves_reports_overall_and_within_strata_rank_correlation():
     assert table.loc["all", "n"] == 45 and len(table) == 7
     assert table.loc["within strata (weighted mean)", "n"] == 40
     assert table["spearman"].min() > 0.9
+
+
+def test_build_benchmark_refuses_other_benchmarks_and_empty_rows(tmp_path, capsys):
+    from lpzero_core.workbench.cli import main
+
+    assert main(["build-benchmark", "flexibert"]) == 2
+    assert main(["build-benchmark", "smollm2-mlp", "--halves", "--rows", str(tmp_path / "none.csv")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "not a measured benchmark" in errors[0] and "no rows" in errors[1]
