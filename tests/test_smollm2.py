@@ -226,3 +226,13 @@ def test_build_benchmark_refuses_other_benchmarks_and_empty_rows(tmp_path, capsy
     assert main(["build-benchmark", "smollm2-mlp", "--halves", "--rows", str(tmp_path / "none.csv")]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "not a measured benchmark" in errors[0] and "no rows" in errors[1]
+
+
+def test_build_on_a_dask_scheduler_writes_the_same_rows(tmp_path, monkeypatch):
+    from dask.distributed import LocalCluster
+
+    monkeypatch.setattr(smollm2_mlp, "measure_smollm2", lambda i, genes, rule: fake_row(i, genes, rule))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        smollm2_mlp.build(tmp_path / "dask.csv", [2, 4, 1], scheduler=cluster.scheduler_address, progress=False)
+    smollm2_mlp.build(tmp_path / "local.csv", [2, 4, 1], progress=False)
+    assert (tmp_path / "dask.csv").read_text() == (tmp_path / "local.csv").read_text()
