@@ -65,8 +65,6 @@ WINDOWS, SEQ_LEN, BATCH = 64, 256, 4
 N_SAMPLED, SEED, N_LAYERS = 200, 0, 30
 VERSION = 1
 ROWS = Path(__file__).resolve().parent / "smollm2-mlp.csv"
-#: the columns that must agree between a rows file and the current design (besides the genes of each id)
-IDENTITY = ("parent_sha256", "rule", "tokens", "version")
 
 
 def design(seed: int = SEED, n_sampled: int = N_SAMPLED, n_layers: int = N_LAYERS) -> list[tuple[int, ...]]:
@@ -75,9 +73,9 @@ def design(seed: int = SEED, n_sampled: int = N_SAMPLED, n_layers: int = N_LAYER
     genes = [(k,) * n_layers for k in range(n_genes)]
     rng = np.random.default_rng(seed)
     for i in range(n_sampled):
-        while (draw := (i % n_genes, *(int(g) for g in rng.binomial(n_genes - 1, rng.uniform(), n_layers - 1)))) \
-                in genes:
-            pass
+        draw = None
+        while draw is None or draw in genes:  # p ~ U(0, 1), then the other layers' genes ~ Binomial(4, p)
+            draw = (i % n_genes, *(int(g) for g in rng.binomial(n_genes - 1, rng.uniform(), n_layers - 1)))
         genes.append(draw)
     return genes
 
