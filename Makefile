@@ -14,15 +14,16 @@ endif
 # took 10.3 minutes from a fresh clone on 2 cores; DEMO_ARCHS=500 is the full benchmark (15.5 min measured from a fresh clone).
 DEMO_ARCHS ?= 300
 
-.PHONY: venv test demo example bench extract lab paper results ceiling lpzero-batch clean-cache
+.PHONY: venv test demo example bench extract smollm2-mlp lab paper results ceiling lpzero-batch clean-cache
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-nodeps.txt requirements.lock pyproject.toml
 	@echo "setting up $(VENV)"
 	@if command -v uv >/dev/null 2>&1; then UV=uv; $$UV venv -q --allow-existing -p $(PYTHON) $(VENV); \
 	else $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q uv && UV=$(BIN)/uv; fi && \
-	$$UV pip install -q --python $(BIN)/python -r requirements.txt -c requirements.lock -e .
+	$$UV pip install -q --python $(BIN)/python -r requirements.txt -c requirements.lock -e . && \
+	$$UV pip install -q --python $(BIN)/python --no-deps -r requirements-nodeps.txt
 	@touch $@
 
 # Style (ruff), the layer contract (import-linter: llama > workbench > stats > search > errors/files), then the tests.
@@ -51,6 +52,13 @@ bench: venv
 extract: venv
 	$(BIN)/lpzero extract --benchmark flexibert
 	$(BIN)/lpzero extract --benchmark gpt2-wt103
+
+# The measured smollm2-mlp benchmark's rows (committed; resumable: rerun to finish; SMOLLM2_WORKERS Dask workers,
+# one torch thread each), then the between-halves rank correlation of the rows built so far.
+SMOLLM2_WORKERS ?= 2
+smollm2-mlp: venv
+	$(BIN)/lpzero build-benchmark smollm2-mlp --workers $(SMOLLM2_WORKERS)
+	$(BIN)/lpzero build-benchmark smollm2-mlp --halves
 
 # results/<benchmark>.csv|md and the README tables, from the caches (RESULTS_FLAGS=--allow-partial for an
 # unfinished cache: the tables then say how many architectures they cover).

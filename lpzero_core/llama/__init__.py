@@ -27,9 +27,10 @@ from lpzero_core.llama.evaluate import (
     resolve_task,
     run,
 )
-from lpzero_core.llama.model import calibration_batch, load_model, tiny_model, validate
+from lpzero_core.llama.model import load_model, tiny_model, validate
 from lpzero_core.llama.search import DEFAULT_PROXY, Budget, proxy_inputs, random_configs, score, search
 from lpzero_core.llama.space import LONAS_RATIOS, SubnetSpace
+from lpzero_core.stats.parents import calibration_batch
 
 __all__ = ["COMMONSENSE", "DEFAULT_PROXY", "LOCAL_TASKS", "LONAS_RATIOS", "Budget", "SubnetSpace",
            "build_local_tasks", "calibration_batch", "conclusion", "evaluate", "headline", "load_model", "lora_recover",

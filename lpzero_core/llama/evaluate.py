@@ -57,11 +57,12 @@ import yaml
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
-from lpzero_core.llama.model import bbc_split, calibration_batch, load_model, text_windows, tiny_model, train_stream
+from lpzero_core.llama.model import load_model, tiny_model
 from lpzero_core.llama.search import DEFAULT_PROXY, Budget, random_configs, score, search
 from lpzero_core.llama.space import LONAS_RATIOS, SubnetSpace
 from lpzero_core.search.proxy import Proxy
 from lpzero_core.stats.extract import torch_threads
+from lpzero_core.stats.parents import bbc_split, calibration_batch, text_windows, train_stream
 from lpzero_core.workbench.evaluation import to_markdown
 
 TASK_DIR = Path(__file__).resolve().parent / "tasks"

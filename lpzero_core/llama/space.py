@@ -1,31 +1,14 @@
 """Sub-network space of a LLaMA-like model: per-layer MLP widths, channel importance, real slicing.
 
-Widths
-------
-A configuration (``genes``) is one index per decoder layer into :attr:`SubnetSpace.widths`, index 0 = widest.
-The allowed widths are ``w_k = m * round(r_k * I / m)`` for the ratios ``r_k`` (default :data:`LONAS_RATIOS`,
-the LoNAS set 11008, 9632, 8256, 6880, 5504 over 11008 = 100 %, 87.5 %, 75 %, 62.5 %, 50 %), the model's
-intermediate size ``I`` and the multiple ``m`` (default 32, which reproduces the LoNAS widths exactly for
-LLaMA-7B's I = 11008 and gives 256/224/192/160/128 for the tiny model's I = 256).
-
-Channel importance (computed once, on the full model)
------------------------------------------------------
-Channel ``j`` of a layer contributes ``D[:, j] · act(G[j] x) · (U[j] x)`` to the MLP output; for SiLU
-(``|act(z)| ≤ |z|``) its norm is at most ``‖G[j]‖₂ ‖U[j]‖₂ ‖D[:, j]‖₂ ‖x‖²``. The importance is that bound
-without the input, ``s_j = ‖G[j]‖₂ · ‖U[j]‖₂ · ‖D[:, j]‖₂`` (computed in float32). A layer of width ``w`` keeps
-its ``w`` most important channels (ties: lower index first), in their original order, so narrower sub-networks
-are nested in wider ones.
-
-Materialised sub-networks
--------------------------
-:meth:`SubnetSpace.materialise` returns a real, smaller model: the decoder structure is copied, the gate/up rows
-and down columns of the kept channels are copied into new ``nn.Linear`` modules of the reduced width (transformers'
-LLaMA has one ``intermediate_size`` for all layers, so the modules are replaced rather than the config changed;
-``mlp.intermediate_size`` is set per layer). Every other tensor (embeddings, attention, norms, head, down bias) is
-*shared* with the parent model, so a sub-network costs only its MLP weights. At 100 % width the logits equal the
-parent's.
-The sub-network's ``config.intermediate_size`` still states the parent's width: it is an in-memory model (proxy,
-lm-eval, LoRA), not a checkpoint to save.
+Widths, channel rules and slicing
+---------------------------------
+A configuration (``genes``) is one index per decoder layer into :attr:`SubnetSpace.widths`, index 0 = widest;
+the widths (LoNAS ratios by default; 256/224/192/160/128 for the tiny model's I = 256, 1536/1344/1152/960/768
+for SmolLM2's I = 1536), the channel rules and the slicing are those of :mod:`lpzero_core.stats.channels`. The
+channel scores are computed once, on the full model, by ``rule`` (default ``magnitude``, data-free; ``activation``
+and ``taylor`` take ``calibration`` tokens). :meth:`SubnetSpace.materialise` returns a real, smaller model whose
+non-MLP tensors are shared with the parent; at 100 % width its logits equal the parent's. It is an in-memory
+model (proxy, lm-eval, LoRA), not a checkpoint to save.
 
 Parameter counts
 ----------------
@@ -38,43 +21,31 @@ width). With ``P`` the parent's parameter count (shared tensors counted once)::
 """
 from __future__ import annotations
 
-import copy
-import itertools
-
 import numpy as np
 import torch
 from torch import nn
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.llama.model import decoder_layers, validate
-
-LONAS_RATIOS = tuple(w / 11008 for w in (11008, 9632, 8256, 6880, 5504))
-
-
-def channel_importance(mlp: nn.Module) -> torch.Tensor:
-    """``s_j = ‖G[j]‖₂ ‖U[j]‖₂ ‖D[:, j]‖₂`` for every channel of one gated MLP, float32 [I]."""
-    gate, up, down = (getattr(mlp, name).weight.detach().float() for name in ("gate_proj", "up_proj", "down_proj"))
-    return gate.norm(dim=1) * up.norm(dim=1) * down.norm(dim=0)
+from lpzero_core.stats.channels import LONAS_RATIOS, kept, ranking, scores, slice_model, widths
 
 
 class SubnetSpace:
     """Per-layer MLP widths of one parent model, with its channel ranking and parameter arithmetic."""
 
-    def __init__(self, model: nn.Module, ratios=LONAS_RATIOS, multiple: int = 32):
+    def __init__(self, model: nn.Module, ratios=LONAS_RATIOS, multiple: int = 32, rule: str = "magnitude",
+                 calibration: torch.Tensor | None = None):
         self.model = validate(model)
         layers = decoder_layers(model)
         self.n_layers, self.hidden = len(layers), model.config.hidden_size
         self.intermediate = layers[0].mlp.gate_proj.out_features
-        widths = sorted({multiple * round(r * self.intermediate / multiple) for r in ratios}, reverse=True)
-        if not widths or any(not 0 < r <= 1 for r in ratios) or widths[-1] < multiple:
-            raise LPZeroError(f"ratios {tuple(ratios)} must lie in (0, 1] and give widths of at least one multiple "
-                              f"({multiple}) of the intermediate size {self.intermediate}")
-        self.widths = tuple(widths)
+        self.widths = widths(self.intermediate, ratios, multiple)
         self.bias = int(layers[0].mlp.gate_proj.bias is not None)
         self.per_channel = 3 * self.hidden + 2 * self.bias
         self.total_full = sum(p.numel() for p in model.parameters())
-        self.importance = [channel_importance(layer.mlp) for layer in layers]
-        self.order = [torch.sort(s, descending=True, stable=True).indices for s in self.importance]
+        self.rule = rule
+        self.importance = scores(model, rule, calibration)
+        self.order = [ranking(s) for s in self.importance]
 
     @property
     def full(self) -> tuple[int, ...]:
@@ -108,20 +79,11 @@ class SubnetSpace:
 
     def kept_channels(self, layer: int, width: int) -> torch.Tensor:
         """Indices of the ``width`` most important channels of ``layer``, ascending."""
-        return self.order[layer][:width].sort().values
+        return kept(self.order[layer], width)
 
     def materialise(self, genes) -> nn.Module:
         """The sub-network as a model with sliced MLP weights (other tensors shared with the parent)."""
-        parent = self.model
-        shared = {id(t): t for t in itertools.chain(parent.parameters(), parent.buffers())}
-        sub = copy.deepcopy(parent, shared)
-        for l, (layer, width) in enumerate(zip(decoder_layers(sub), self.layer_widths(genes))):
-            keep = self.kept_channels(l, width).to(layer.mlp.gate_proj.weight.device)
-            mlp = layer.mlp
-            mlp.gate_proj, mlp.up_proj = _rows(mlp.gate_proj, keep), _rows(mlp.up_proj, keep)
-            mlp.down_proj = _columns(mlp.down_proj, keep)
-            mlp.intermediate_size = width
-        return sub
+        return slice_model(self.model, [self.kept_channels(l, w) for l, w in enumerate(self.layer_widths(genes))])
 
     def describe(self, genes) -> str:
         """Widths as a compact string, e.g. ``"256,224,192,160"``."""
@@ -131,25 +93,3 @@ class SubnetSpace:
         """Independent uniform width index per layer."""
         return tuple(int(g) for g in rng.integers(0, len(self.widths), self.n_layers))
 
-
-def _rows(linear: nn.Linear, keep: torch.Tensor) -> nn.Linear:
-    """Output rows ``keep`` of ``linear`` (advanced indexing copies them)."""
-    new = _linear(linear.in_features, len(keep), linear)
-    new.weight = nn.Parameter(linear.weight.detach()[keep], requires_grad=linear.weight.requires_grad)
-    if linear.bias is not None:
-        new.bias = nn.Parameter(linear.bias.detach()[keep], requires_grad=linear.bias.requires_grad)
-    return new
-
-
-def _columns(linear: nn.Linear, keep: torch.Tensor) -> nn.Linear:
-    """Input columns ``keep`` of ``linear``."""
-    new = _linear(len(keep), linear.out_features, linear)
-    new.weight = nn.Parameter(linear.weight.detach()[:, keep], requires_grad=linear.weight.requires_grad)
-    new.bias = linear.bias  # independent of the width: shared with the parent like every unsliced tensor
-    return new
-
-
-def _linear(n_in: int, n_out: int, like: nn.Linear) -> nn.Linear:
-    """An uninitialised ``nn.Linear`` (weights are assigned right after) on ``like``'s device and dtype."""
-    return torch.nn.utils.skip_init(nn.Linear, n_in, n_out, bias=like.bias is not None,
-                                    device=like.weight.device, dtype=like.weight.dtype)

@@ -174,6 +174,43 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def cmd_build_benchmark(args) -> int:
+    import dask
+
+    from lpzero_core.files import atomic_write_text
+    from lpzero_core.stats import benchmarks
+    from lpzero_core.stats.extract import parse_archs
+    from lpzero_core.workbench.evaluation import to_markdown
+
+    entry = benchmarks.REGISTRY.get(args.benchmark)
+    if entry is None or not entry.measured:
+        measured = [name for name, e in benchmarks.REGISTRY.items() if e.measured]
+        raise LPZeroError(f"{args.benchmark}: not a measured benchmark; `lpzero build-benchmark` builds "
+                          f"{', '.join(measured)}")
+    module = benchmarks.module(args.benchmark)
+    if args.halves:
+        rows = module.read_rows(args.rows or module.ROWS)
+        if rows.empty:
+            raise LPZeroError(f"{args.rows or module.ROWS}: no rows measured yet; run `lpzero build-benchmark "
+                              f"{args.benchmark}` first")
+        print(f"{len(rows)} rows; rank correlation of the two held-out halves' perplexities:")
+        print(to_markdown(module.halves(rows)))
+        return 0
+    if args.rule_table:
+        table = module.rule_table()
+        atomic_write_text(args.rule_table.with_suffix(".csv"), table.to_csv(index=False))
+        atomic_write_text(args.rule_table.with_suffix(".md"), to_markdown(table) + "\n")
+        print(to_markdown(table))
+        return 0
+    ids = parse_archs(args.ids, len(module.design()))
+    if args.scheduler or args.workers > 1:
+        import distributed  # noqa: F401  (see cmd_extract)
+    with dask.config.set({"distributed.comm.timeouts.connect": CONNECT_TIMEOUT}):
+        path = module.build(args.rows or module.ROWS, ids, workers=args.workers, scheduler=args.scheduler)
+    print(f"rows: {path}")
+    return 0
+
+
 def cmd_info(args) -> int:
     benchmark = _get(args)
     print(f"benchmark {benchmark.name} / variant {benchmark.variant}: {len(benchmark)} architectures")
@@ -444,6 +481,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=_writable_dir, default=None)
     p.add_argument("--no-baselines", action="store_true", help="skip the hand-crafted baselines")
     p.set_defaults(run=cmd_extract)
+
+    p = sub.add_parser("build-benchmark", help="measure the ground truth of a measured benchmark (resumable)")
+    p.add_argument("benchmark", help="a measured benchmark: smollm2-mlp")
+    p.add_argument("--ids", default=None, help="START:STOP, an index or a comma list of design ids (default: all)")
+    p.add_argument("--workers", type=POSITIVE, default=1,
+                   help="Dask local-cluster workers, one torch thread each (default 1 = in-process)")
+    p.add_argument("--scheduler", default=None, help="address of an existing Dask scheduler")
+    p.add_argument("--rows", type=Path, default=None, help="rows file (default: the committed one)")
+    p.add_argument("--rule-table", type=Path, default=None, metavar="PATH",
+                   help="instead: measure the channel-rule table into PATH.csv and PATH.md")
+    p.add_argument("--halves", action="store_true",
+                   help="instead: the rank correlation between the two held-out halves over the rows built so far")
+    p.set_defaults(run=cmd_build_benchmark)
 
     p = sub.add_parser("info", help="architectures, target and the parameter-count check")
     _benchmark_args(p)

@@ -4,7 +4,9 @@
 
 * a registered name (:data:`REGISTRY`): ``flexibert``, ``gpt2-wt103``; ``synthetic`` is registered too but is
   *generated*: it has no models, and :func:`lpzero_core.stats.extract.open_cache` writes its statistics directly
-  (``synthetic.open_cache``) instead of extracting them;
+  (``synthetic.open_cache``) instead of extracting them; ``smollm2-mlp`` is *measured*: the project itself
+  measures its ground truth (``module.build``, ``lpzero build-benchmark smollm2-mlp``) into a committed rows file;
+  its statistics extraction is not wired yet, so ``get`` refuses it with one line;
 * a path: an LTS-style folder (``config_N/jM/model_config.yaml`` below it, :func:`gpt2_lts.from_config_dir`) or a
   Hugging Face config folder (one ``<arch>/config.json`` or ``<arch>.json`` per architecture, optional
   ``scores.csv``: :func:`hf.load`).
@@ -29,16 +31,18 @@ from lpzero_core.stats.benchmarks.base import INPUTS, Benchmark, Sites
 class Entry:
     """A registered benchmark: ``module.load(variant)`` returns its :class:`Benchmark`; a ``generated`` one has
     no models, and ``module.open_cache(directory, seed=..., allow_partial=..., **options)`` opens or writes its
-    statistics cache instead."""
+    statistics cache instead; a ``measured`` one has its ground truth built by ``module.build(...)``."""
 
     module: str
     generated: bool = False
+    measured: bool = False
 
 
 REGISTRY = {
     "flexibert": Entry("lpzero_core.stats.benchmarks.flexibert"),
     "gpt2-wt103": Entry("lpzero_core.stats.benchmarks.gpt2_lts"),
     "synthetic": Entry("lpzero_core.stats.benchmarks.synthetic", generated=True),
+    "smollm2-mlp": Entry("lpzero_core.stats.benchmarks.smollm2_mlp", measured=True),
 }
 PATH_FORMS = ("an LTS folder (config_N/jM/model_config.yaml) or a Hugging Face config folder "
               "(<arch>/config.json or <arch>.json, optional scores.csv)")
@@ -65,6 +69,9 @@ def get(benchmark: str | Path, variant: str | None = None, *, target: str | None
         if REGISTRY[name].generated:
             raise LPZeroError(f"{name} is generated, it has no models to extract or check; `lpzero search` and "
                               f"`lpzero evaluate` generate its statistics cache on first use")
+        if REGISTRY[name].measured:
+            raise LPZeroError(f"{name}: only its ground truth exists so far (`lpzero build-benchmark {name}`); "
+                              f"extraction and search on it are not available yet")
         if options:
             raise LPZeroError(f"--target / --higher-is-better / --lower-is-better apply to Hugging Face config "
                               f"folders, not to {name}")

@@ -1,0 +1,238 @@
+"""Real parents, channel rules and the measured ``smollm2-mlp`` benchmark (lpzero_core.stats.parents / channels /
+benchmarks.smollm2_mlp).
+
+Channel rules and slicing run on small random LLaMAs (with and without MLP biases), the measurement on the tiny
+BBC-trained LLaMA of :func:`lpzero_core.llama.tiny_model` (cached after its first training). Only the ``slow``
+test loads the real 135 M parent: it rebuilds one committed row on 4 of its 64 windows (about a minute on a
+loaded two-core machine: loading and de-quantising the GGUF dominates).
+"""
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from lpzero_core.errors import LPZeroError
+from lpzero_core.stats import channels, parents
+from lpzero_core.stats.benchmarks import smollm2_mlp
+from lpzero_core.stats.extract import torch_threads
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    with torch_threads(1):
+        yield
+
+
+def random_llama(mlp_bias: bool, seed: int = 0):
+    """A 3-layer LLaMA, MLP width 64, weights ~ N(0, 0.3²) (norm weights ~ N(1, 0.3²))."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=128, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64, mlp_bias=mlp_bias)
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            p.normal_(1.0 if "norm" in name else 0.0, 0.3)
+    return model
+
+
+def tokens(n: int = 2, t: int = 12, seed: int = 1) -> torch.Tensor:
+    return torch.randint(0, 128, (n, t), generator=torch.Generator().manual_seed(seed))
+
+
+def assert_one_line(excinfo) -> None:
+    message = str(excinfo.value)
+    assert message and "\n" not in message
+
+
+# -- parents --------------------------------------------------------------------------------------------------
+def test_gguf_sha256_mismatch_is_a_one_line_error(tmp_path, monkeypatch):
+    fake = tmp_path / "fake.gguf"
+    fake.write_bytes(b"not the SmolLM2 weights")
+    with pytest.raises(LPZeroError, match="sha256") as excinfo:
+        parents.check_sha256(fake, parents.SMOLLM2_SHA256)
+    assert_one_line(excinfo)
+    monkeypatch.setattr(parents, "SMOLLM2_SHA256", "0" * 64)  # the installed file, refused before loading
+    with pytest.raises(LPZeroError, match="sha256") as excinfo:
+        parents.load_parent(parents.SMOLLM2)
+    assert_one_line(excinfo)
+
+
+def test_heldout_windows_are_fixed_spread_and_split_by_parity():
+    from lpzero_core.llama import tiny_model
+
+    _, tokenizer = tiny_model()
+    ids = parents.stream(tokenizer, "heldout")
+    windows = parents.heldout_windows(tokenizer, 8, 32)
+    assert windows.shape == (8, 32)
+    assert torch.equal(windows[0], ids[:32]) and torch.equal(windows[-1], ids[-32:])
+    assert torch.equal(windows, parents.heldout_windows(tokenizer, 8, 32))
+
+
+# -- channel rules ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("mlp_bias", [False, True])
+@pytest.mark.parametrize("rule", channels.RULES)
+def test_every_rule_keeps_the_full_width_network_bit_identical(rule, mlp_bias):
+    model = random_llama(mlp_bias)
+    order = [channels.ranking(s) for s in channels.scores(model, rule, tokens(seed=2))]
+    assert all(p.grad is None for p in model.parameters())  # the Taylor rule leaves no gradient behind
+    full = channels.slice_model(model, [channels.kept(o, 64) for o in order])
+    with torch.no_grad():
+        assert torch.equal(full(input_ids=tokens()).logits, model(input_ids=tokens()).logits)
+
+
+@pytest.mark.parametrize("mlp_bias", [False, True])
+@pytest.mark.parametrize("rule", channels.RULES)
+def test_subnetwork_forward_equals_the_parent_with_dropped_channels_zeroed(rule, mlp_bias):
+    model = random_llama(mlp_bias)
+    order = [channels.ranking(s) for s in channels.scores(model, rule, tokens(seed=2))]
+    keep = [channels.kept(o, w) for o, w in zip(order, (48, 32, 56))]
+    sub = channels.slice_model(model, keep)
+    masked = copy.deepcopy(model)
+    for mlp, channels_kept in zip(channels.mlps(masked), keep):
+        dropped = torch.ones(64, dtype=torch.bool)
+        dropped[channels_kept] = False
+        with torch.no_grad():
+            mlp.down_proj.weight[:, dropped] = 0
+    assert [mlp.down_proj.in_features for mlp in channels.mlps(sub)] == [48, 32, 56]
+    with torch.no_grad():
+        torch.testing.assert_close(sub(input_ids=tokens()).logits, masked(input_ids=tokens()).logits,
+                                   rtol=1e-5, atol=1e-5)
+
+
+def test_rules_score_what_their_formulas_say():
+    model, ids = random_llama(False), tokens(seed=2)
+    mlp = channels.mlps(model)[1]
+    g, u, d = mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight
+    magnitude, activation, taylor = (channels.scores(model, rule, ids)[1] for rule in channels.RULES)
+    torch.testing.assert_close(magnitude, g.norm(dim=1) * u.norm(dim=1) * d.norm(dim=0))
+    inputs = []
+    handle = mlp.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    with torch.no_grad():
+        model(input_ids=ids)
+    handle.remove()
+    a = mlp.act_fn(inputs[0] @ g.T) * (inputs[0] @ u.T)
+    torch.testing.assert_close(activation, a.abs().mean(dim=(0, 1)) * d.norm(dim=0))
+    loss = model(input_ids=ids, labels=ids).loss
+    gg, gu, gd = torch.autograd.grad(loss, [g, u, d])
+    expected = (g * gg).abs().sum(1) + (u * gu).abs().sum(1) + (d * gd).abs().sum(0)
+    torch.testing.assert_close(taylor, expected.detach())
+
+
+def test_unknown_rule_and_missing_calibration_are_one_line_errors():
+    for rule, calibration in (("random", None), ("activation", None)):
+        with pytest.raises(LPZeroError) as excinfo:
+            channels.scores(random_llama(False), rule, calibration)
+        assert_one_line(excinfo)
+
+
+# -- the benchmark ----------------------------------------------------------------------------------------------
+def test_design_is_seeded_balanced_over_layer0_and_spans_the_budgets():
+    genes = smollm2_mlp.design()
+    assert genes == smollm2_mlp.design() and len(genes) == 5 + smollm2_mlp.N_SAMPLED
+    assert genes[:5] == [(k,) * 30 for k in range(5)]
+    sampled = np.array(genes[5:])
+    assert np.bincount(sampled[:, 0]).tolist() == [smollm2_mlp.N_SAMPLED // 5] * 5
+    budgets = 1 - 0.125 * sampled.mean(axis=1)
+    assert budgets.min() < 0.6 and budgets.max() > 0.9 and len(set(genes)) == len(genes)
+
+
+@pytest.fixture(scope="module")
+def tiny_parent():
+    from lpzero_core.llama import tiny_model
+
+    model, tokenizer = tiny_model()
+    return smollm2_mlp.parent_from(model, tokenizer, "activation", "tiny", windows=6, seq_len=32,
+                                   calibration={"batch_size": 2, "seq_len": 32, "seed": 0})
+
+
+def test_measured_row_is_the_perplexity_of_its_windows(tiny_parent):
+    genes = (0, 4, 2, 1)
+    row = smollm2_mlp.measure(tiny_parent, 7, genes)
+    sub = tiny_parent.subnetwork(genes)
+    with torch.no_grad():
+        losses = [sub(input_ids=w[None], labels=w[None]).loss.item() for w in tiny_parent.windows]
+    assert row["ppl"] == pytest.approx(np.exp(np.mean(losses)), rel=1e-5)
+    assert row["ppl_half1"] == pytest.approx(np.exp(np.mean(losses[1::2])), rel=1e-5)
+    assert row["tokens"] == 6 * 31 and row["tokens_half0"] == 3 * 31
+    assert row["widths"] == "256,128,192,224" and row["stratum"] == 1.0
+    assert row["mlp_fraction"] == pytest.approx((256 + 128 + 192 + 224) / 1024)
+    assert row["params"] == sum(p.numel() for p in tiny_parent.model.parameters()) - 3 * 64 * (128 + 64 + 32)
+    some = smollm2_mlp.measure(tiny_parent, 7, genes, windows=[1, 4])
+    assert some["nll_windows"].split(";") == [row["nll_windows"].split(";")[k] for k in (1, 4)]
+
+
+def fake_row(i, genes, rule="activation"):
+    identity = {"parent_sha256": parents.SMOLLM2_SHA256, "rule": rule, "tokens": 64 * 255,
+                "version": smollm2_mlp.VERSION}
+    return {"id": i, "genes": ",".join(map(str, genes)), "ppl": 40.0 + i, **identity}
+
+
+def test_build_appends_resumes_and_refuses_to_mix(tmp_path, monkeypatch):
+    measured = []
+    monkeypatch.setattr(smollm2_mlp, "measure_smollm2",
+                        lambda i, genes, rule: measured.append(i) or fake_row(i, genes, rule))
+    path = tmp_path / "rows.csv"
+    smollm2_mlp.build(path, [3, 0], progress=False)
+    smollm2_mlp.build(path, [0, 1, 3], progress=False)
+    assert measured == [3, 0, 1]
+    assert pd.read_csv(path)["id"].tolist() == [0, 1, 3]
+    with pytest.raises(LPZeroError, match="rule") as excinfo:
+        smollm2_mlp.build(path, [2], rule="taylor", progress=False)
+    assert_one_line(excinfo)
+    rows = pd.read_csv(path)
+    rows.loc[0, "genes"] = "1" + rows.loc[0, "genes"][1:]
+    rows.to_csv(path, index=False)
+    with pytest.raises(LPZeroError, match="another design") as excinfo:
+        smollm2_mlp.build(path, [2], progress=False)
+    assert_one_line(excinfo)
+
+
+@pytest.mark.slow
+def test_committed_rows_regenerate_on_four_windows():
+    """Loads the real parent: the committed rows' first measured sub-network, rebuilt on windows 0..3."""
+    rows = smollm2_mlp.read_rows()
+    if rows.empty:
+        pytest.skip("no committed rows yet")
+    row = rows.iloc[0]
+    genes = tuple(int(g) for g in row["genes"].split(","))
+    rebuilt = smollm2_mlp.measure(smollm2_mlp.smollm2(row["rule"]), int(row["id"]), genes, windows=[0, 1, 2, 3])
+    committed = np.array([float(x) for x in row["nll_windows"].split(";")[:4]])
+    assert rebuilt["parent_sha256"] == row["parent_sha256"]
+    np.testing.assert_allclose(np.array([float(x) for x in rebuilt["nll_windows"].split(";")]), committed,
+                               rtol=1e-9)
+
+
+def test_halves_reports_overall_and_within_strata_rank_correlation():
+    rng = np.random.default_rng(0)
+    genes = smollm2_mlp.design()[:45]
+    truth = rng.lognormal(4, 0.5, len(genes))
+    rows = pd.DataFrame({"id": range(len(genes)), "kind": [smollm2_mlp.kind(i) for i in range(len(genes))],
+                         "stratum": [channels.LONAS_RATIOS[g[0]] for g in genes],
+                         "ppl_half0": truth, "ppl_half1": truth * rng.lognormal(0, 0.01, len(genes))})
+    table = smollm2_mlp.halves(rows).set_index("rows")
+    assert table.loc["all", "n"] == 45 and len(table) == 7
+    assert table.loc["within strata (weighted mean)", "n"] == 40
+    assert table["spearman"].min() > 0.9
+
+
+def test_build_benchmark_refuses_other_benchmarks_and_empty_rows(tmp_path, capsys):
+    from lpzero_core.workbench.cli import main
+
+    assert main(["build-benchmark", "flexibert"]) == 2
+    assert main(["build-benchmark", "smollm2-mlp", "--halves", "--rows", str(tmp_path / "none.csv")]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "not a measured benchmark" in errors[0] and "no rows" in errors[1]
+
+
+def test_build_on_a_dask_scheduler_writes_the_same_rows(tmp_path, monkeypatch):
+    from dask.distributed import LocalCluster
+
+    monkeypatch.setattr(smollm2_mlp, "measure_smollm2", lambda i, genes, rule: fake_row(i, genes, rule))
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        smollm2_mlp.build(tmp_path / "dask.csv", [2, 4, 1], scheduler=cluster.scheduler_address, progress=False)
+    smollm2_mlp.build(tmp_path / "local.csv", [2, 4, 1], progress=False)
+    assert (tmp_path / "dask.csv").read_text() == (tmp_path / "local.csv").read_text()
