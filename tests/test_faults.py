@@ -850,3 +850,20 @@ def test_a_cache_whose_scores_changed_is_refused(tmp_path, lpzero, monkeypatch):
         same_source(benchmarks.get(root), manifest, tmp_path / "cache")
     with pytest.raises(LPZeroError, match="higher_is_better=True; pass the same"):
         same_source(benchmarks.get(root, higher_is_better=False), manifest, tmp_path / "cache")
+
+
+def test_ctrl_c_while_the_command_imports_is_one_line(capsys, monkeypatch):
+    import builtins
+
+    from lpzero_core.workbench import console
+
+    real = builtins.__import__
+
+    def interrupted(name, *args, **kwargs):
+        if name == "lpzero_core.workbench.cli":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", interrupted)
+    assert console.main() == 130
+    one_line(capsys.readouterr().err, "interrupted while starting")
