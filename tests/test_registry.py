@@ -71,10 +71,11 @@ def test_lts_folder_adapts_its_length_and_carries_its_identity(lts_folder, tmp_p
 @pytest.mark.needs_data
 @pytest.mark.slow
 def test_lts_folder_from_the_cli_serial_and_dask_same_bits(lts_folder, tmp_path):
-    common = ["--benchmark", str(lts_folder), "--batch-size", "2"]
+    common = ["--benchmark", str(lts_folder)]
     serial, dask = tmp_path / "serial", tmp_path / "dask"
-    assert main(["extract", *common, "--workers", "1", "--no-baselines", "--cache", str(serial)]) == 0
-    assert main(["extract", *common, "--workers", "2", "--archs", "0:2", "--no-baselines", "--cache", str(dask)]) == 0
+    extract = ["extract", *common, "--batch-size", "2", "--no-baselines"]
+    assert main([*extract, "--workers", "1", "--cache", str(serial)]) == 0
+    assert main([*extract, "--workers", "2", "--archs", "0:2", "--cache", str(dask)]) == 0
     for i in range(2):
         a, b = load_file(arch_path(serial, i)), load_file(arch_path(dask, i))
         assert a.keys() == b.keys()
