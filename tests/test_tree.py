@@ -123,6 +123,46 @@ def test_same_seed_same_result_and_callers_random_untouched(synthetic_cache):
     assert c.history != a.history
 
 
+class _Hashed(type):
+    """A metaclass whose classes' hashes can be swapped: a set of them then iterates in the other order, as a set
+    of types does from one interpreter to the next (types hash by address)."""
+
+    swapped = False
+
+    def __hash__(cls):
+        return cls.slot if not _Hashed.swapped else 3 - cls.slot
+
+
+class _Left(metaclass=_Hashed):
+    slot = 1
+
+
+class _Right(metaclass=_Hashed):
+    slot = 2
+
+
+def test_crossover_does_not_depend_on_the_iteration_order_of_types():
+    """DEAP's ``cxOnePoint`` drew the node type from a set of types, so a seeded tree search differed between
+    processes; the crossover must draw the same children whatever order a set of the types iterates in."""
+    pset = gp.PrimitiveSetTyped("t", [], _Left)
+    pset.addPrimitive(lambda x, y: x, [_Right, _Left], _Left, name="mix")
+    pset.addPrimitive(lambda x: x, [_Left], _Right, name="cast")
+    pset.addTerminal(1.0, _Left, name="a")
+    pset.addTerminal(2.0, _Right, name="b")
+    first, second = (gp.PrimitiveTree.from_string(text, pset) for text in ("mix(cast(a), a)", "mix(b, mix(b, a))"))
+    mate = evolve._variation(pset, TreeConfig()).mate
+    children = {}
+    for swapped in (False, True):
+        _Hashed.swapped = swapped
+        assert list({_Left, _Right}) == ([_Right, _Left] if swapped else [_Left, _Right])
+        for seed in range(20):
+            random.seed(seed)
+            a, b = mate(evolve.Individual(first), evolve.Individual(second))
+            children.setdefault(seed, set()).add((str(a), str(b)))
+    _Hashed.swapped = False
+    assert all(len(pair) == 1 for pair in children.values())
+
+
 def test_multi_objective_returns_a_pareto_front(synthetic_cache):
     result = tree_search(synthetic_cache, TreeConfig(**SMALL, multi_objective=True))
     front = [(a.fitness, a.size, a.cost) for a in result.pareto]

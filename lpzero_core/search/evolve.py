@@ -26,7 +26,10 @@ Choice of the final tree (never held-out data): candidates = the ``hall_of_fame`
 among those within ``tolerance`` of the best validation score, the smallest tree, then the higher score.
 
 Determinism: DEAP draws from Python's global ``random``; the search seeds it with ``seed`` and restores the
-caller's state afterwards; the inner split and resamples use ``numpy.random.default_rng(seed)``.
+caller's state afterwards; the inner split and resamples use ``numpy.random.default_rng(seed)``. Nothing may
+depend on the iteration order of a set of types or strings, which changes from one interpreter to the next (types
+hash by address, strings by ``PYTHONHASHSEED``): crossover draws its node type from a list sorted by type name
+(``_crossover``; DEAP's ``cxOnePoint`` draws it from a set), and ``cost`` sums in sorted order.
 """
 from __future__ import annotations
 
@@ -168,11 +171,11 @@ def joint_seconds(names, seconds: dict[str, float], passes: dict[str, str]) -> f
     own reduction): baselines that read one pass (``passes``: name → pass) pay it once, so each pass counts as its
     most expensive reader. Names without seconds (descriptors) cost nothing."""
     per_pass: dict[str, float] = {}
-    for name in names:
+    for name in sorted(names):
         if name in seconds:
             key = passes.get(name, name)
             per_pass[key] = max(per_pass.get(key, 0.0), seconds[name])
-    return sum(per_pass.values())
+    return sum(sorted(per_pass.values()))
 
 
 class Problem:
@@ -271,6 +274,25 @@ class Individual(gp.PrimitiveTree):
         self.fitness = fitness_class()
 
 
+def _crossover(a: Individual, b: Individual) -> tuple[Individual, Individual]:
+    """Typed one-point crossover: a node type ``t`` drawn among the types both trees return below their roots
+    (sorted by name), a node of type ``t`` drawn in each tree, and the two subtrees rooted there swapped."""
+    def by_type(tree):
+        nodes: dict[type, list[int]] = {}
+        for position, node in enumerate(tree[1:], start=1):
+            nodes.setdefault(node.ret, []).append(position)
+        return nodes
+
+    in_a, in_b = by_type(a), by_type(b)
+    shared = sorted(in_a.keys() & in_b.keys(), key=lambda t: t.__name__)
+    if not shared:
+        return a, b
+    node_type = random.choice(shared)
+    slice_a, slice_b = a.searchSubtree(random.choice(in_a[node_type])), b.searchSubtree(random.choice(in_b[node_type]))
+    a[slice_a], b[slice_b] = b[slice_b], a[slice_a]
+    return a, b
+
+
 def _mutate(individual: Individual, pset: gp.PrimitiveSetTyped):
     """One of: a new random subtree (grow, height 0–2), a node replaced by one of the same type signature, a
     subtree replaced by one of its same-typed arguments (shrink), a new node inserted above a subtree."""
@@ -289,7 +311,7 @@ def _variation(pset: gp.PrimitiveSetTyped, config: TreeConfig) -> base.Toolbox:
     (an over-limit child is replaced by a parent, ``gp.staticLimit``)."""
     toolbox = base.Toolbox()
     toolbox.register("expr", gp.genHalfAndHalf, pset=pset, min_=config.init_height[0], max_=config.init_height[1])
-    toolbox.register("mate", gp.cxOnePoint)
+    toolbox.register("mate", _crossover)
     toolbox.register("mutate", _mutate, pset=pset)
     for operator in ("mate", "mutate"):
         toolbox.decorate(operator, gp.staticLimit(attrgetter("height"), config.max_height))
