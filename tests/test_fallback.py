@@ -4,8 +4,9 @@ import dataclasses
 
 import numpy as np
 
+from lpzero_core.search import metrics
 from lpzero_core.search.proxy import Proxy
-from lpzero_core.search.resample import paired_difference
+from lpzero_core.search.resample import paired_difference, within_group_permutation
 from lpzero_core.stats.benchmarks.synthetic import PLANTED
 from lpzero_core.workbench import fallback
 from lpzero_core.workbench.evaluation import lexicographic_ranks, regret_reference
@@ -83,3 +84,51 @@ def test_regret_is_heldout_rho_minus_the_search_split_descriptor(synthetic_cache
     row = summary["table"].iloc[0]
     assert name is not None and row["choice"] == "candidate"
     np.testing.assert_allclose(row["regret_vs_structure"], row["heldout_spearman"] - reference)
+
+
+class _Fixed:
+    """A candidate with fixed scores over every architecture of the cache."""
+
+    def __init__(self, scores):
+        self.scores = np.asarray(scores, float)
+
+    def __str__(self) -> str:
+        return "fixed"
+
+    def evaluate(self, cache):
+        return self.scores
+
+
+def _levels_planted(cache, within: np.ndarray):
+    """Ground truth = n_layers_hidden's level, far apart, + ``within``: only a within-tie order can add to it."""
+    levels = np.unique(fallback.structural_scores(cache)["n_layers_hidden"], return_inverse=True)[1]
+    target = 100.0 * levels + within
+    return dataclasses.replace(cache, manifest={**cache.manifest, "target": target.tolist()}, _memo={})
+
+
+def test_refinement_needs_a_within_tie_order_that_passes_the_permutation_test(synthetic_cache):
+    rng = np.random.default_rng(3)
+    within = rng.normal(size=len(synthetic_cache))
+    cache = _levels_planted(synthetic_cache, within)
+    informed = fallback.select(_Fixed(within + 0.3 * rng.normal(size=len(within))), [cache], _fold(cache), seed=0)
+    assert informed.descriptor == "n_layers_hidden" and informed.choice == "refined"
+    assert informed.details["within_tie_p"][0] < 1 - fallback.CONFIDENCE
+    noise = [fallback.select(_Fixed(rng.normal(size=len(within))), [cache], _fold(cache), seed=0) for _ in range(30)]
+    refined = [n.choice == "refined" for n in noise]
+    assert np.mean(refined) <= 0.25  # a 10 % test: about 3 in 30 noise orders pass by chance
+    assert all(n.details["within_tie_p"][0] >= 1 - fallback.CONFIDENCE for n, r in zip(noise, refined) if not r)
+    h = cache.heldout_ids
+    rho = lambda s: metrics.spearman(s[h], cache.target[h])
+    assert rho(informed.proxy.evaluate(cache)) > rho(noise[refined.index(False)].proxy.evaluate(cache))
+
+
+def test_within_group_permutation_p_values():
+    rng = np.random.default_rng(0)
+    groups, truth = np.repeat(np.arange(4), 12), rng.normal(size=48)
+    rho, p = within_group_permutation(truth + 0.5 * rng.normal(size=48), truth, groups, 500, np.random.default_rng(1))
+    assert rho > 0.5 and p < 0.01
+    p_null = [within_group_permutation(rng.normal(size=48), truth, groups, 200, np.random.default_rng(k))[1]
+              for k in range(40)]
+    assert 0.3 < np.mean(p_null) < 0.7  # uniform under the null
+    rho, p = within_group_permutation(np.arange(4.0), np.arange(4.0), np.arange(4), 10, rng)  # no group of 3
+    assert np.isnan(rho) and p == 1.0

@@ -11,6 +11,10 @@ Conventions
 * Resampled fitness = A_b[ρ_b] − parsimony · size, with ρ_b the Spearman ρ on resample b, A the mean or the
   ``quantile`` (e.g. 0.2, a pessimistic aggregate) over the resamples where ρ_b is defined; undefined everywhere →
   NaN.
+* ``within_group_permutation``: the one-sided permutation test of an order within groups (e.g. a descriptor's
+  tie groups): the statistic is the size-weighted mean Spearman ρ within groups of ≥ 3 (``metrics.stratified``);
+  its null distribution permutes the scores within each group independently (``resamples`` times), which is
+  exact for "no association within groups"; p = (1 + #{null ≥ observed}) / (1 + #defined null values).
 * ``paired_difference``: the paired bootstrap of a difference of rank correlations, Δ_b = ρ(a[I_b], t[I_b]) −
   ρ(b[I_b], t[I_b]) with the *same* resample I_b (n of n with replacement) for both scores, so that what the two
   share cancels; resamples where either ρ is undefined are dropped.
@@ -23,6 +27,7 @@ import numpy as np
 from pydantic import Field
 from scipy import stats
 
+from lpzero_core.search import metrics
 from lpzero_core.search.settings import Positive, Probability, settings
 
 RESAMPLE_KINDS = ("bootstrap", "subsample")
@@ -90,3 +95,27 @@ def paired_difference(a: np.ndarray, b: np.ndarray, truth: np.ndarray, resamples
     index = rng.integers(0, len(truth), size=(resamples, len(truth)))
     delta = spearman_rows(a[index], truth[index]) - spearman_rows(b[index], truth[index])
     return delta[np.isfinite(delta)]
+
+
+def within_group_permutation(score: np.ndarray, truth: np.ndarray, groups: np.ndarray, resamples: int,
+                             rng: np.random.Generator) -> tuple[float, float]:
+    """(observed within-group ρ, one-sided permutation p-value) of ``score`` against ``truth`` within ``groups``
+    (see the module docstring); (NaN, 1.0) when no group of ≥ 3 has a defined ρ."""
+    score, truth, groups = (np.asarray(x) for x in (score, truth, groups))
+    observed = metrics.stratified(score, truth, groups, "spearman")
+    if not np.isfinite(observed):
+        return float("nan"), 1.0
+    total, weights = np.zeros(resamples), np.zeros(resamples)
+    for g in np.unique(groups):
+        m = np.flatnonzero(groups == g)
+        if len(m) < 3:
+            continue
+        permuted = np.asarray(score[m], float)[rng.permuted(np.tile(np.arange(len(m)), (resamples, 1)), axis=1)]
+        rho = spearman_rows(permuted, np.tile(np.asarray(truth[m], float), (resamples, 1)))
+        defined = np.isfinite(rho)
+        total += np.where(defined, rho * len(m), 0.0)
+        weights += defined * len(m)
+    with np.errstate(invalid="ignore"):
+        null = total / weights
+    null = null[np.isfinite(null)]
+    return float(observed), float((1 + np.sum(null >= observed)) / (1 + len(null)))

@@ -6,19 +6,29 @@ Every mode's final choice, for every seed (``modes.run_mode``), goes through :fu
   (``stats.baselines.structural``: parameter counts, FLOPs, depth, (depth, width)) with the highest search-split
   Spearman ρ, and b* = the hand-crafted network baseline (the cache's baseline columns) chosen the same way; in a
   multi-benchmark run, among the names every benchmark has, by the minimum ρ over benchmarks.
-* **Test**, per benchmark, on the mode's inner validation fold V (positions of the search split that its fitness
-  did not read; a surrogate is scored there by its fit-fold model; the template has no fold of its own and is tested
-  on the same seeded fold, ``resample.inner_split(n, VALIDATION, default_rng(seed))``, which its fitness did read,
-  so the test is lenient towards it): the paired bootstrap of Δ = ρ(x) − ρ(y) over V (``RESAMPLES`` resamples,
-  ``resample.paired_difference``, seeded with the mode's seed). x **beats** y when the (1 − ``CONFIDENCE``)
-  quantile of Δ is above 0: a one-sided paired bootstrap test at confidence ``CONFIDENCE`` (90 %).
+* **Tests**, per benchmark, each one-sided at confidence ``CONFIDENCE`` (90 %), seeded with the mode's seed:
+
+  - candidate vs d* and vs b*: on the mode's inner validation fold V (positions of the search split that its
+    fitness did not read; a surrogate is scored there by its fit-fold model; the template has no fold of its own
+    and is tested on the same seeded fold, ``resample.inner_split(n, VALIDATION, default_rng(seed))``, which its
+    fitness did read, so the test is lenient towards it): the paired bootstrap of Δ = ρ(x) − ρ(y) over V
+    (``RESAMPLES`` resamples, ``resample.paired_difference``); x **beats** y when the (1 − ``CONFIDENCE``)
+    quantile of Δ is above 0.
+  - b* vs d*: the same paired bootstrap over the whole search split: neither was fitted on a fold (both are
+    the best of their family on the whole split), so the fold would only discard two thirds of the labels — on a
+    15-architecture fold a baseline that is worse on the split beat the descriptor by chance in one seed of five.
+  - refinement, where d* has ties on the search split and the candidate is not d*: the permutation test of the
+    candidate's order within d*'s tie groups on the whole search split (``resample.within_group_permutation``:
+    size-weighted within-group Spearman ρ over groups of ≥ 3, its null from ``RESAMPLES`` permutations within
+    groups); it holds when p < 1 − ``CONFIDENCE``. The validation fold holds too few members per tie group to
+    judge a within-group order, so this test is partly in-sample for the candidate (optimistic); a refinement never
+    moves an architecture across d*'s levels, so what it risks is the order within them, and breaking ties with
+    an order unrelated to the target lowers Spearman ρ (the ranks' variance grows, their covariance does not): on
+    FlexiBERT, where d* has 4 levels, a near-random within-tie order costs about 0.02.
+
 * **Choice**: the candidate if it beats d* and b* on every benchmark; else b* if it beats d* on every benchmark;
-  else d*. Where d* has ties on the search split (e.g. (n_layers, hidden) on FlexiBERT) and the candidate is not d*,
-  the fallback is d* *refined* by the candidate (:class:`Refined`: d*'s order, the candidate's within d*'s ties)
-  when the candidate orders the search split within d*'s tie groups positively on every benchmark (size-weighted
-  mean Spearman ρ over groups of ≥ 3, ``metrics.stratified``). This check is on the whole search split, so partly
-  in-sample for the candidate — the validation fold holds too few members per tie group to judge a within-group
-  order — but a refinement never moves an architecture across d*'s levels: what it risks is the order within them.
+  else d* *refined* by the candidate (:class:`Refined`: d*'s order, the candidate's within d*'s ties) if the
+  refinement test holds on every benchmark; else d*.
 
 The result says which branch was taken and the Δ quantiles behind it (``Selection.details``).
 """
@@ -28,16 +38,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lpzero_core.search import metrics
-from lpzero_core.search.resample import inner_split, paired_difference
+from lpzero_core.search.resample import inner_split, paired_difference, within_group_permutation
 from lpzero_core.workbench.evaluation import best_on_search, lexicographic_ranks, structural_scores
 
 CONFIDENCE = 0.90
 RESAMPLES = 2000
 RULE = (f"candidate if it beats the best structural descriptor and the best baseline of the search split on the "
         f"inner validation fold (one-sided paired bootstrap of Δρ, {RESAMPLES} resamples, {CONFIDENCE:.0%}); else "
-        f"that baseline if it beats the descriptor; else the descriptor, refined by the candidate within its ties "
-        f"where the candidate orders the search split within them positively")
+        f"that baseline if it beats the descriptor on the search split (same test); else the descriptor, refined by "
+        f"the candidate within its ties where the candidate's within-tie order on the search split passes a "
+        f"one-sided permutation test at {CONFIDENCE:.0%}")
 #: the validation fraction of the fold the template is tested on (the tree and surrogate defaults)
 VALIDATION = 0.3
 
@@ -115,37 +125,37 @@ def select(candidate, caches, folds: dict[str, Fold], seed: int) -> Selection:
     baseline = best_on_search(caches, baseline_scores)
     rng = np.random.default_rng(seed)
     lower = {"candidate_vs_descriptor": [], "candidate_vs_baseline": [], "baseline_vs_descriptor": []}
-    refine_ok, ties = [], False
+    within, refine_p, ties = [], [], False
     for cache in caches:
         fold = folds[cache.name]
-        ids = np.asarray(cache.search_ids)[fold.positions]
-        truth = np.asarray(cache.target)[ids]
+        search = np.asarray(cache.search_ids)
+        ids = search[fold.positions]
+        truth = np.asarray(cache.target)
         mine = candidate.evaluate(cache)[ids] if fold.scores is None else np.asarray(fold.scores, float)
         named = network_scores(cache)
-        ref = {"descriptor": named[descriptor][ids] if descriptor else None,
-               "baseline": named[baseline][ids] if baseline else None}
-        for pair in lower:
-            a, b = pair.split("_vs_")
-            x = mine if a == "candidate" else ref[a]
-            y = ref[b]
-            beat = np.nan if x is None or y is None else _lower(paired_difference(x, y, truth, RESAMPLES, rng))
+        column = lambda name, where: None if name is None else named[name][where]
+        tests = {"candidate_vs_descriptor": (mine, column(descriptor, ids), ids),
+                 "candidate_vs_baseline": (mine, column(baseline, ids), ids),
+                 "baseline_vs_descriptor": (column(baseline, search), column(descriptor, search), search)}
+        for pair, (x, y, where) in tests.items():
+            beat = np.nan if x is None or y is None else _lower(paired_difference(x, y, truth[where], RESAMPLES, rng))
             lower[pair].append(beat)
         if descriptor:
-            search = np.asarray(cache.search_ids)
             levels = named[descriptor][search]
             ties |= len(np.unique(levels)) < len(levels)
-            within = metrics.stratified(candidate.evaluate(cache)[search], np.asarray(cache.target)[search], levels,
-                                        "spearman")
-            refine_ok.append(within > 0)  # NaN (no tie group of 3) is not > 0
+            rho, p = within_group_permutation(candidate.evaluate(cache)[search], truth[search], levels, RESAMPLES, rng)
+            within.append(rho)
+            refine_p.append(p)
     beats = {pair: all(v > 0 for v in values) for pair, values in lower.items()}  # NaN > 0 is False
     details = {"confidence": CONFIDENCE, "resamples": RESAMPLES,
-               "lower_delta": {pair: [float(v) for v in values] for pair, values in lower.items()}}
+               "lower_delta": {pair: [float(v) for v in values] for pair, values in lower.items()},
+               "within_tie_spearman": [float(v) for v in within], "within_tie_p": refine_p}
     if descriptor is None or (beats["candidate_vs_descriptor"] and (baseline is None or
                                                                     beats["candidate_vs_baseline"])):
         return Selection(candidate, "candidate", str(candidate), descriptor, baseline, details)
     if baseline is not None and beats["baseline_vs_descriptor"]:
         return Selection(Column(baseline), "baseline", str(candidate), descriptor, baseline, details)
-    if ties and str(candidate) != descriptor and all(refine_ok):
+    if ties and str(candidate) != descriptor and all(p < 1 - CONFIDENCE for p in refine_p):
         return Selection(Refined(descriptor, candidate), "refined", str(candidate), descriptor, baseline, details)
     return Selection(Column(descriptor), "descriptor", str(candidate), descriptor, baseline, details)
 
@@ -161,6 +171,8 @@ def describe(selection: Selection) -> str:
     why = (f"the candidate does not beat {selection.descriptor} at {CONFIDENCE:.0%} confidence on the validation "
            f"fold (Δρ lower bound {show('candidate_vs_descriptor')})")
     kept = {"baseline": f"the baseline {selection.baseline} beats it (lower bound {show('baseline_vs_descriptor')})",
-            "refined": f"{selection.descriptor} refined by the candidate within its ties",
+            "refined": f"{selection.descriptor} refined by the candidate within its ties (within-tie ρ "
+                       f"{', '.join(f'{v:+.3f}' for v in selection.details.get('within_tie_spearman', []))}, "
+                       f"permutation p {', '.join(f'{v:.3f}' for v in selection.details.get('within_tie_p', []))})",
             "descriptor": f"{selection.descriptor}"}[selection.choice]
     return f"structural fallback: {why}; returned {kept}"
