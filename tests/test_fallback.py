@@ -99,9 +99,9 @@ class _Fixed:
         return self.scores
 
 
-def _levels_planted(cache, within: np.ndarray):
-    """Ground truth = n_layers_hidden's level, far apart, + ``within``: only a within-tie order can add to it."""
-    levels = np.unique(fallback.structural_scores(cache)["n_layers_hidden"], return_inverse=True)[1]
+def _levels_planted(cache, within: np.ndarray, descriptor: str):
+    """Ground truth = ``descriptor``'s level, far apart, + ``within``: only a within-tie order can add to it."""
+    levels = np.unique(fallback.structural_scores(cache)[descriptor], return_inverse=True)[1]
     target = 100.0 * levels + within
     return dataclasses.replace(cache, manifest={**cache.manifest, "target": target.tolist()}, _memo={})
 
@@ -109,9 +109,10 @@ def _levels_planted(cache, within: np.ndarray):
 def test_refinement_needs_a_within_tie_order_that_passes_the_permutation_test(synthetic_cache):
     rng = np.random.default_rng(3)
     within = rng.normal(size=len(synthetic_cache))
-    cache = _levels_planted(synthetic_cache, within)
+    cache = _levels_planted(synthetic_cache, within, "n_layers")  # few levels: ties hold much of the order
     informed = fallback.select(_Fixed(within + 0.3 * rng.normal(size=len(within))), [cache], _fold(cache), seed=0)
-    assert informed.descriptor == "n_layers_hidden" and informed.choice == "refined"
+    assert informed.descriptor == "n_layers" and informed.choice == "refined"
+    assert informed.details["refinement_room"][0] >= fallback.MIN_GAIN
     assert informed.details["within_tie_p"][0] < 1 - fallback.CONFIDENCE
     noise = [fallback.select(_Fixed(rng.normal(size=len(within))), [cache], _fold(cache), seed=0) for _ in range(30)]
     refined = [n.choice == "refined" for n in noise]
@@ -120,6 +121,16 @@ def test_refinement_needs_a_within_tie_order_that_passes_the_permutation_test(sy
     h = cache.heldout_ids
     rho = lambda s: metrics.spearman(s[h], cache.target[h])
     assert rho(informed.proxy.evaluate(cache)) > rho(noise[refined.index(False)].proxy.evaluate(cache))
+
+
+def test_no_refinement_where_even_a_perfect_within_tie_order_adds_little(synthetic_cache):
+    """n_layers_hidden has 19 levels over the 50 search architectures: its ties hold too little of the order."""
+    within = np.random.default_rng(3).normal(size=len(synthetic_cache))
+    cache = _levels_planted(synthetic_cache, within, "n_layers_hidden")
+    selection = fallback.select(_Fixed(within), [cache], _fold(cache), seed=0)
+    assert selection.descriptor == "n_layers_hidden" and selection.choice == "descriptor"
+    assert 0 < selection.details["refinement_room"][0] < fallback.MIN_GAIN
+    assert selection.details["within_tie_p"][0] < 1 - fallback.CONFIDENCE  # the order is right, but it adds little
 
 
 def test_within_group_permutation_p_values():
