@@ -24,7 +24,14 @@ Sections (``--only`` picks some; every figure is measured now, none is read from
   a proxy that hardly varies cannot keep its ranking under any sampling); LPZero's released proxies (two
   ops: tables) as the exact reference.
 
-Usage: ``python bench/bench.py [--only search extract fidelity] [--seeds 3] [--json runs/bench.json]``.
+* ``smollm2`` — the measured ``smollm2-mlp`` benchmark on its real parent (SmolLM2-135M): loading and
+  de-quantising the GGUF, ranking the channels by the default rule (calibration batch), and the ground truth of
+  one sub-network per uniform ratio on one torch thread, measured on ``--smollm2-windows`` of the 64 held-out
+  windows and scaled to all 64 (time is linear in windows: fixed-size batches of 4); then the projected build of
+  the 205 rows on 1 and 2 workers (the mean of those per-row times × 205 / workers, parent set-up per worker
+  added). The statistics' seconds per sub-network join once its extraction exists.
+
+Usage: ``python bench/bench.py [--only search extract fidelity smollm2] [--seeds 3] [--json runs/bench.json]``.
 """
 from __future__ import annotations
 
@@ -47,7 +54,7 @@ from lpzero_core.search.gp import GPConfig, evaluate_candidate, random_proxy, se
 from lpzero_core.search.ops import INPUTS, TENSOR_FIRST_OPS, row_sums, warm_up
 from lpzero_core.search.proxy import RELEASED
 from lpzero_core.search.pruning import RPS
-from lpzero_core.stats import benchmarks
+from lpzero_core.stats import benchmarks, channels
 from lpzero_core.stats.baselines import PASSES
 from lpzero_core.stats.benchmarks import synthetic
 from lpzero_core.stats.cache import StatsCache, cache_dir
@@ -244,10 +251,36 @@ def sample_fidelity(name: str, n_archs: int = 30, n_proxies: int = 5, seed: int 
     return rows
 
 
+def smollm2_rows(n_windows: int) -> tuple[list[dict], list[dict]]:
+    """(per-sub-network rows, projected build rows) of the ``smollm2`` section (module docstring)."""
+    from lpzero_core.stats import parents
+    from lpzero_core.stats.benchmarks import smollm2_mlp
+
+    with torch_threads(1):
+        start = time.perf_counter()
+        model, tokenizer = parents.load_parent(smollm2_mlp.PARENT)
+        loaded = time.perf_counter() - start
+        parent = smollm2_mlp.parent_from(model, tokenizer)
+        setup = time.perf_counter() - start
+        windows = list(range(n_windows))
+        rows = []
+        for gene, ratio in enumerate(channels.LONAS_RATIOS):
+            seconds = smollm2_mlp.measure(parent, gene, (gene,) * smollm2_mlp.N_LAYERS, windows)["seconds"]
+            rows.append({"sub-network": f"uniform {ratio:.1%}", "windows": n_windows, "seconds": seconds,
+                         "seconds_per_row (64 windows)": seconds * smollm2_mlp.WINDOWS / n_windows})
+    per_row = float(np.mean([r["seconds_per_row (64 windows)"] for r in rows]))
+    n_rows = len(smollm2_mlp.design())
+    build = [{"workers": w, "parent_load_s": loaded, "parent_setup_s": setup, "rows": n_rows,
+              "projected_build_hours": (setup + per_row * n_rows / w) / 3600} for w in (1, 2)]
+    return rows, build
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="+", choices=("search", "extract", "fidelity"),
-                        default=["search", "extract", "fidelity"])
+    parser.add_argument("--only", nargs="+", choices=("search", "extract", "fidelity", "smollm2"),
+                        default=["search", "extract", "fidelity", "smollm2"])
+    parser.add_argument("--smollm2-windows", type=int, default=8,
+                        help="held-out windows measured per sub-network in the smollm2 section (of 64)")
     parser.add_argument("--seeds", type=int, default=3, help="GP seeds per setting")
     parser.add_argument("--benchmarks", nargs="+", choices=REAL, default=list(REAL))
     parser.add_argument("--dask-archs", type=int, default=8,
@@ -282,6 +315,10 @@ def main(argv: list[str] | None = None) -> None:
         figures["sample fidelity: cache vs direct (3-op proxies)"] = [
             row for name in args.benchmarks if (cache_dir(settings(benchmarks.get(name))) / "manifest.json").exists()
             for row in sample_fidelity(name)]
+    if "smollm2" in args.only:
+        rows, build = smollm2_rows(args.smollm2_windows)
+        figures["smollm2-mlp ground truth per sub-network (one thread)"] = rows
+        figures["smollm2-mlp build, projected from those"] = build
     for title, rows in figures.items():
         print_table(title, rows)
     if args.json:
