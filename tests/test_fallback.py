@@ -131,6 +131,7 @@ def test_no_refinement_where_even_a_perfect_within_tie_order_adds_little(synthet
     assert selection.descriptor == "n_layers_hidden" and selection.choice == "descriptor"
     assert 0 < selection.details["refinement_room"][0] < fallback.MIN_GAIN
     assert selection.details["within_tie_p"][0] < 1 - fallback.CONFIDENCE  # the order is right, but it adds little
+    assert "not refined: a perfect within-tie order would add" in fallback.describe(selection)
 
 
 def test_within_group_permutation_p_values():

@@ -185,9 +185,15 @@ def describe(selection: Selection) -> str:
                 f"fold (Δρ lower bound {show('candidate_vs_descriptor')}): returned as found")
     why = (f"the candidate does not beat {selection.descriptor} at {CONFIDENCE:.0%} confidence on the validation "
            f"fold (Δρ lower bound {show('candidate_vs_descriptor')})")
+    listed = lambda key, form: ", ".join(format(v, form) for v in selection.details.get(key, []))
+    room = selection.details.get("refinement_room", [])
+    refinement = (f"within-tie ρ {listed('within_tie_spearman', '+.3f')}, permutation p "
+                  f"{listed('within_tie_p', '.3f')}")
+    if selection.choice == "descriptor" and room:
+        refinement = (f"not refined: a perfect within-tie order would add {listed('refinement_room', '.4f')} ρ, "
+                      f"less than {MIN_GAIN}" if min(room) < MIN_GAIN else
+                      f"not refined: {refinement}, not below {1 - CONFIDENCE:.2f} on every benchmark")
     kept = {"baseline": f"the baseline {selection.baseline} beats it (lower bound {show('baseline_vs_descriptor')})",
-            "refined": f"{selection.descriptor} refined by the candidate within its ties (within-tie ρ "
-                       f"{', '.join(f'{v:+.3f}' for v in selection.details.get('within_tie_spearman', []))}, "
-                       f"permutation p {', '.join(f'{v:.3f}' for v in selection.details.get('within_tie_p', []))})",
-            "descriptor": f"{selection.descriptor}"}[selection.choice]
+            "refined": f"{selection.descriptor} refined by the candidate within its ties ({refinement})",
+            "descriptor": f"{selection.descriptor}" + (f" ({refinement})" if room else "")}[selection.choice]
     return f"structural fallback: {why}; returned {kept}"
