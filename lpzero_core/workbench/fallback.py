@@ -145,7 +145,8 @@ def select(candidate, caches, folds: dict[str, Fold], seed: int) -> Selection:
         search = np.asarray(cache.search_ids)
         ids = search[fold.positions]
         truth = np.asarray(cache.target)
-        mine = candidate.evaluate(cache)[ids] if fold.scores is None else np.asarray(fold.scores, float)
+        scores = candidate.evaluate(cache)
+        mine = scores[ids] if fold.scores is None else np.asarray(fold.scores, float)
         named = network_scores(cache)
         column = lambda name, where: None if name is None else named[name][where]
         tests = {"candidate_vs_descriptor": (mine, column(descriptor, ids), ids),
@@ -157,7 +158,7 @@ def select(candidate, caches, folds: dict[str, Fold], seed: int) -> Selection:
         if descriptor:
             levels = named[descriptor][search]
             room.append(refinement_room(levels, truth[search]))
-            rho, p = within_group_permutation(candidate.evaluate(cache)[search], truth[search], levels, RESAMPLES, rng)
+            rho, p = within_group_permutation(scores[search], truth[search], levels, RESAMPLES, rng)
             within.append(rho)
             refine_p.append(p)
     beats = {pair: all(v > 0 for v in values) for pair, values in lower.items()}  # NaN > 0 is False
