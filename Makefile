@@ -18,11 +18,13 @@ DEMO_ARCHS ?= 300
 
 venv: $(VENV)/.installed
 
+# The project goes in editable as a plain path entry (editable_mode=compat), not as an import hook that runs while
+# Python starts: Ctrl-C during start-up then reaches the `lpzero` command's one-line handler sooner.
 $(VENV)/.installed: requirements.txt requirements-nodeps.txt requirements.lock pyproject.toml
 	@echo "setting up $(VENV)"
 	@if command -v uv >/dev/null 2>&1; then UV=uv; $$UV venv -q --allow-existing -p $(PYTHON) $(VENV); \
 	else $(PYTHON) -m venv $(VENV) && $(BIN)/pip install -q uv && UV=$(BIN)/uv; fi && \
-	$$UV pip install -q --python $(BIN)/python -r requirements.txt -c requirements.lock -e . && \
+	$$UV pip install -q --python $(BIN)/python -r requirements.txt -c requirements.lock -e . -C editable_mode=compat && \
 	$$UV pip install -q --python $(BIN)/python --no-deps -r requirements-nodeps.txt
 	@touch $@
 
