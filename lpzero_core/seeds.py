@@ -8,6 +8,9 @@ derived here, and nowhere else:
   independent of the order in which architectures are built.
 * :func:`sample_seed` — the torch generator seed of architecture ``index``'s bounded site samples in the cache:
   ``seed · 1 000 003 + index``.
+* :func:`row_seed` — the torch generator seed of the rows that architecture ``index``'s ``weight`` and ``grad``
+  inputs keep, for a benchmark that reads a fraction of each linear site (``Benchmark.linear_rows``): the first
+  4 bytes, little-endian, of sha256(``"rows:{seed}:{index}"``).
 * :func:`streams` — ``n`` independent numpy generators for the parts of one run (e.g. the search and its random
   baselines; one search seed per repetition): ``numpy.random.SeedSequence(seed).spawn(n)``.
 
@@ -33,6 +36,12 @@ def arch_seed(seed: int, index: int) -> int:
 def sample_seed(seed: int, index: int) -> int:
     """Seed of the generator that draws architecture ``index``'s cache samples."""
     return seed * 1_000_003 + index
+
+
+def row_seed(seed: int, index: int) -> int:
+    """Seed of the generator that draws architecture ``index``'s kept linear rows (module docstring)."""
+    digest = hashlib.sha256(f"rows:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:4], "little")
 
 
 def streams(seed: int, n: int) -> list[np.random.Generator]:

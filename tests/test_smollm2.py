@@ -236,3 +236,110 @@ def test_build_on_a_dask_scheduler_writes_the_same_rows(tmp_path, monkeypatch):
         smollm2_mlp.build(tmp_path / "dask.csv", [2, 4, 1], scheduler=cluster.scheduler_address, progress=False)
     smollm2_mlp.build(tmp_path / "local.csv", [2, 4, 1], progress=False)
     assert (tmp_path / "dask.csv").read_text() == (tmp_path / "local.csv").read_text()
+
+
+# -- as a benchmark like the others -----------------------------------------------------------------------------
+def test_search_split_is_ten_sampled_ids_per_layer0_gene_and_never_changes():
+    genes = smollm2_mlp.design()
+    split = smollm2_mlp.search_split()
+    assert len(split) == 50 and (split >= 5).all() and np.array_equal(split, np.sort(np.unique(split)))
+    assert np.bincount([genes[i][0] for i in split]).tolist() == [10] * 5
+    assert split[:12].tolist() == [5, 6, 7, 10, 11, 15, 19, 27, 33, 35, 46, 50]  # stated once, never redrawn
+
+
+def test_descriptors_count_the_parameters_of_the_sliced_subnetwork(tiny_parent):
+    shape = smollm2_mlp.Shape.of(tiny_parent.model)
+    for genes in ((0, 0, 0, 0), (0, 4, 2, 1), (4, 4, 4, 4)):
+        sub = tiny_parent.subnetwork(genes)
+        widths = [tiny_parent.widths[g] for g in genes]
+        described = smollm2_mlp.descriptors_of(widths, shape)
+        assert described["params_total"] == sum(p.numel() for p in sub.parameters())
+        assert described["params_ffn"] == sum(p.numel() for mlp in channels.mlps(sub) for p in mlp.parameters())
+        assert described["params_attention"] == sum(p.numel() for layer in sub.model.layers
+                                                    for p in layer.self_attn.parameters())
+        assert described["layer0_ratio"] == widths[0] / shape.intermediate
+        assert described["min_ratio"] == min(widths) / shape.intermediate
+
+
+def write_rows(path, n=None, ppl=None):
+    genes = smollm2_mlp.design()
+    n = len(genes) if n is None else n
+    rows = pd.DataFrame([fake_row(i, genes[i]) for i in range(n)])
+    rows["ppl"] = np.arange(40.0, 40.0 + n) if ppl is None else ppl
+    rows["params"] = [int(smollm2_mlp.descriptors_of([channels.widths(1536)[g] for g in genes[i]])["params_total"])
+                      for i in range(n)]
+    rows.to_csv(path, index=False)
+    return path
+
+
+def test_load_reads_complete_rows_and_refuses_incomplete_ones(tmp_path):
+    bench = smollm2_mlp.load(path=write_rows(tmp_path / "rows.csv"))
+    assert len(bench) == 205 and bench.target_name == "-log_ppl"
+    np.testing.assert_allclose(bench.target, -np.log(np.arange(40.0, 245.0)))
+    assert np.array_equal(bench.search_ids, smollm2_mlp.search_split())
+    assert bench.strata[0] == "L0-1.000" and bench.strata[9] == "L0-0.500"
+    assert bench.param_check(3)["params_total"][0] == bench.param_check(3)["params_total"][1]
+    assert bench.descriptors(4)["mlp_fraction"] == pytest.approx(0.5, abs=0.01)
+    for call, match in ((lambda: smollm2_mlp.load(path=write_rows(tmp_path / "part.csv", n=120)), "120 of 205"),
+                        (lambda: smollm2_mlp.load("taylor", path=tmp_path / "rows.csv"), "only the channel rule")):
+        with pytest.raises(LPZeroError, match=match) as excinfo:
+            call()
+        assert_one_line(excinfo)
+
+
+def tiny_benchmark(tiny_parent, monkeypatch):
+    """A SmolLM2Benchmark over the tiny parent (4 layers): three sub-networks."""
+    from lpzero_core.llama import tiny_model
+
+    monkeypatch.setattr(smollm2_mlp, "smollm2", lambda rule=smollm2_mlp.RULE: tiny_parent)
+    monkeypatch.setattr(smollm2_mlp, "smollm2_parent", tiny_model)
+    genes = [(0, 0, 0, 0), (0, 4, 2, 1), (4, 4, 4, 4)]
+    return smollm2_mlp.SmolLM2Benchmark(
+        name="smollm2-mlp", variant="activation", arch_keys=["0", "1", "2"],
+        configs=[{"genes": list(g), "widths": [tiny_parent.widths[k] for k in g]} for g in genes],
+        target=np.array([-3.0, -3.5, -4.0]), target_name="-log_ppl", strata=np.array(["a", "a", "b"]),
+        search_ids=np.array([0, 1]), default_batch_size=2, default_seq_len=16, linear_rows=0.25)
+
+
+def test_extraction_reads_the_pretrained_subnetwork_and_leaves_the_parent_untouched(tiny_parent, monkeypatch):
+    from lpzero_core.stats import baselines, extract
+
+    bench = tiny_benchmark(tiny_parent, monkeypatch)
+    before = {k: v.clone() for k, v in tiny_parent.model.state_dict().items()}
+    flags = [p.requires_grad for p in tiny_parent.model.parameters()]
+    attention = tiny_parent.model.config._attn_implementation
+    batch = bench.batch(seed=0)
+    model = bench.build(1)
+    inputs = extract.proxy_inputs(bench, model, batch)
+    assert len(inputs["act"]) == len(inputs["head"]) == len(inputs["softmax"]) == 4
+    assert len(inputs["weight"]) == len(inputs["grad"]) == 4 * 7
+    assert inputs["softmax"][0].shape == (2, tiny_parent.model.config.num_attention_heads, 16, 16)
+    assert [a.shape[-1] for a in inputs["act"]] == [tiny_parent.widths[g] for g in (0, 4, 2, 1)]
+    kept = extract.keep_linear_rows(inputs, 0.25, 7)
+    again = extract.keep_linear_rows(inputs, 0.25, 7)
+    for w, g, full_w, full_g, w2 in zip(kept["weight"], kept["grad"], inputs["weight"], inputs["grad"],
+                                        again["weight"]):
+        assert len(w) == -(-len(full_w) // 4) and torch.equal(w, w2)
+        rows = [next(r for r in range(len(full_w)) if torch.equal(full_w[r], row)) for row in w]
+        assert rows == sorted(rows) and torch.equal(g, full_g[rows])  # the same rows of weight and grad
+    scores, _ = baselines.compute(bench, 1, batch, names=["one_batch_loss", "synflow", "grasp", "snip"])
+    with torch.no_grad():
+        assert scores["one_batch_loss"] == pytest.approx(-bench.loss(bench.build(1), batch).item(), rel=1e-6)
+    after = tiny_parent.model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert [p.requires_grad for p in tiny_parent.model.parameters()] == flags
+    assert all(p.grad is None for p in tiny_parent.model.parameters())
+    assert tiny_parent.model.config._attn_implementation == attention != "eager"  # the copy alone went eager
+
+
+def test_a_baseline_missing_from_some_architecture_files_is_left_out_of_the_cache():
+    from lpzero_core.search.ops import INPUTS
+    from lpzero_core.stats.cache import StatsCache
+
+    table = {f"table.{x}": np.zeros((20, 20, 1)) for x in INPUTS} | {f"sample.{x}": np.zeros((1, 4)) for x in INPUTS}
+    metas = [{"descriptors": {"params_total": 1.0}, "baselines": {"snip": 1.0, "one_batch_loss": -2.0}},
+             {"descriptors": {"params_total": 2.0}, "baselines": {"snip": 2.0}}]
+    manifest = {"arch_keys": ["0", "1"], "benchmark": "x", "variant": "y", "key": "k", "target": [0.0, 1.0],
+                "target_name": "t", "strata": ["a", "a"], "search_ids": [0], "settings": {}}
+    cache = StatsCache.from_arrays(manifest, [(table, metas[0]), (table, metas[1])])
+    assert list(cache.baselines.columns) == ["snip"]

@@ -132,6 +132,7 @@ class Pass:
                      the loss's 1/B, the gradient of sequence b's own loss: one backward gives the per-sequence
                      Jacobians.
     hessian_grads    H g per weight, H the Hessian of L and g = ∂L/∂W
+    loss             the value of L
 
     :func:`shared_pass` fills all but ``hessian_grads``; :func:`synflow_pass` the weights and gradients;
     :func:`grasp_pass` those and ``hessian_grads``.
@@ -149,6 +150,7 @@ class Pass:
     prob_grads: list[torch.Tensor] = field(default_factory=list)
     jacobian: torch.Tensor | None = None
     hessian_grads: list[torch.Tensor] = field(default_factory=list)
+    loss: float = float("nan")
 
 
 def _detached(tensors) -> list[torch.Tensor]:
@@ -178,7 +180,7 @@ def shared_pass(benchmark: Benchmark, model: nn.Module, batch: dict) -> Pass:
     return Pass(_detached(weights), list(grads[:w]), seconds=perf_counter() - start, forward_seconds=forward_seconds,
                 attention=[id(weight) in attention for weight in weights], acts=_detached(acts),
                 act_grads=list(grads[w:a]), heads=_detached(out["head"]), probs=_detached(probs),
-                prob_grads=list(grads[a:p]), jacobian=grads[p].double())
+                prob_grads=list(grads[a:p]), jacobian=grads[p].double(), loss=float(loss.detach()))
 
 
 def synflow_pass(benchmark: Benchmark, model: nn.Module, batch: dict) -> Pass:
@@ -372,6 +374,14 @@ def head_softmax_confidence(record: Pass) -> float:
     return _site_sum([p.max(dim=1).values.mean().double() for p in record.probs])
 
 
+# -- the loss itself --------------------------------------------------------------------------------------------
+def one_batch_loss(record: Pass) -> float:
+    """−L, the benchmark loss on the proxy batch, negated (lower loss = better). On a pretrained sub-network
+    (``smollm2-mlp``) it is the cheapest data-driven score there is; at random initialisation it is close to
+    log(vocabulary size) for every architecture."""
+    return -record.loss
+
+
 # -- activation and Jacobian structure --------------------------------------------------------------------------
 def nwot(record: Pass) -> float:
     """NASWOT / activation distance: log|det K| with K[i,j] = Σ_sites (N_A − d_H(c_i, c_j)) over the batch's B
@@ -479,7 +489,7 @@ BASELINES: dict[str, Baseline] = {
               Baseline(shared_pass, head_confidence, forward_only=True),
               Baseline(shared_pass, head_softmax_confidence, forward_only=True),
               Baseline(shared_pass, jacobian_score), Baseline(shared_pass, jacobian_cosine),
-              Baseline(shared_pass, eznas))
+              Baseline(shared_pass, eznas), Baseline(shared_pass, one_batch_loss, forward_only=True))
 }
 
 #: per network baseline, the name of the pass it reads (``shared_pass``, ``synflow_pass``, ``grasp_pass``): baselines
@@ -490,20 +500,23 @@ PASSES: dict[str, str] = {name: b.run.__name__ for name, b in BASELINES.items()}
 STRUCTURAL = ("params_total", "params_decoder", "params_attention", "params_ffn", "flops", "n_layers",
               "n_layers_hidden")
 
+#: structural baselines of an allocation of MLP widths (``smollm2-mlp``), used where the descriptors have them
+ALLOCATION = ("mlp_fraction", "layer0_ratio", "min_ratio", "first3_ratio")
+
 #: every baseline name ``compute`` accepts
 NAMES = STRUCTURAL + tuple(BASELINES)
 
 
 def structural(descriptors) -> dict:
     """Trivial structural baselines, all higher = better (bigger model): the descriptor values params_total,
-    params_decoder, params_attention, params_ffn, flops and n_layers (those present), plus ``n_layers_hidden`` =
-    n_layers · 1e6 + hidden, which orders architectures lexicographically by (n_layers, hidden) as long as
-    hidden < 1e6. ``descriptors`` is one architecture's (values: floats) or a table of them (a DataFrame:
-    values are arrays over its rows). The network's own parameter count is ``params_total``: no network
-    baseline repeats it.
+    params_decoder, params_attention, params_ffn, flops and n_layers, and an allocation's :data:`ALLOCATION`
+    ratios (those present), plus ``n_layers_hidden`` = n_layers · 1e6 + hidden, which orders architectures
+    lexicographically by (n_layers, hidden) as long as hidden < 1e6. ``descriptors`` is one architecture's
+    (values: floats) or a table of them (a DataFrame: values are arrays over its rows). The network's own
+    parameter count is ``params_total``: no network baseline repeats it.
     """
     value = lambda name: np.asarray(descriptors[name], dtype=float)
-    scores = {name: value(name) for name in STRUCTURAL[:-1] if name in descriptors}
+    scores = {name: value(name) for name in (*STRUCTURAL[:-1], *ALLOCATION) if name in descriptors}
     scores["n_layers_hidden"] = value("n_layers") * 1e6 + value("hidden")
     return scores
 

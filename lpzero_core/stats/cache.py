@@ -22,7 +22,9 @@ copied or renamed onto another index fails it; files written before the index wa
 files written before checksums have none and are read unchecked — bump ``EXTRACTION_VERSION`` to recompute them).
 A loaded cache exposes only the network baselines this version defines (``stats.baselines.BASELINES``): one
 extracted by an older release may also hold ``params``, a copy of the descriptor ``params_total``, which no
-consumer (tables, tree leaves, surrogate features) should see twice.
+consumer (tables, tree leaves, surrogate features) should see twice; and only those every architecture's file
+holds (a baseline added after some files were written, such as ``one_batch_loss``, is left out of such a cache
+rather than read as missing values).
 Files are written atomically (temporary file + rename): a file that exists is complete; one whose tensors no
 longer match its checksum is corrupt, and reads as missing (so ``extract`` recomputes it).
 """
@@ -271,7 +273,8 @@ class StatsCache:
             samples[x] = [t[f"sample.{x}"] for t, _ in per_arch]
         metas = [m for _, m in per_arch]
         frame = lambda key: pd.DataFrame([m.get(key, {}) for m in metas], index=manifest["arch_keys"])
-        current = lambda table: table[[c for c in table.columns if c in BASELINES]]
+        everywhere = set.intersection(*(set(m.get("baselines", {})) for m in metas)) if metas else set()
+        current = lambda table: table[[c for c in table.columns if c in BASELINES and c in everywhere]]
         return cls(manifest, tables, n_sites, samples, frame("descriptors"), current(frame("baselines")),
                    current(frame("baseline_seconds")), np.array([m.get("seconds", 0.0) for m in metas]))
 

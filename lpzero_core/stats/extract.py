@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import math
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,7 +31,7 @@ from tqdm.auto import tqdm
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
 from lpzero_core.search.ops import INPUTS, site_tables, warm_up
-from lpzero_core.seeds import sample_seed
+from lpzero_core.seeds import row_seed, sample_seed
 from lpzero_core.stats import baselines as baseline_proxies
 from lpzero_core.stats import benchmarks
 from lpzero_core.stats.benchmarks.base import Benchmark, Sites
@@ -49,10 +50,13 @@ def settings(benchmark: Benchmark, batch_size: int | None = None, seq_len: int |
              with_baselines: bool = True) -> dict:
     """The extraction settings that define a cache (and its key). A benchmark given as a folder adds its
     ``source`` (folder, content hash, loader options), from which ``benchmarks.rebuild`` makes it again; a
-    registered one adds nothing, so its key is unchanged."""
+    registered one adds nothing, so its key is unchanged; one that reads a fraction of its linear rows adds
+    ``linear_rows``."""
     config = {"benchmark": benchmark.name, "variant": benchmark.variant,
               "batch_size": batch_size or benchmark.default_batch_size,
               "seq_len": seq_len or benchmark.default_seq_len, "seed": seed, "baselines": with_baselines}
+    if benchmark.linear_rows < 1:
+        config["linear_rows"] = benchmark.linear_rows
     return config if benchmark.source is None else {**config, "source": benchmark.source}
 
 
@@ -188,6 +192,8 @@ def _extract_one(config, i, device):
     batch = benchmark.batch(config["batch_size"], config["seq_len"], config["seed"])
     model = benchmark.build(i, config["seed"]).to(device)
     inputs = proxy_inputs(benchmark, model, {k: v.to(device) for k, v in batch.items()})
+    if benchmark.linear_rows < 1:
+        inputs = keep_linear_rows(inputs, benchmark.linear_rows, row_seed(config["seed"], i))
     generator = torch.Generator().manual_seed(sample_seed(config["seed"], i))
     tables = {x: site_tables(inputs[x]).cpu().numpy() for x in INPUTS}
     samples = {x: torch.stack([site_sample(t.cpu(), generator) for t in inputs[x]]).numpy() for x in INPUTS}
@@ -200,6 +206,17 @@ def _extract_one(config, i, device):
     meta = {"key": cache_key(config), "arch": benchmark.arch_keys[i], "descriptors": benchmark.descriptors(i),
             "baselines": scores, "baseline_seconds": baseline_seconds, "seconds": seconds}
     return tables, samples, meta
+
+
+def keep_linear_rows(inputs: dict[str, list[torch.Tensor]], fraction: float, seed: int) -> dict:
+    """``inputs`` with each linear site's ``weight`` and ``grad`` restricted to the same ⌈fraction·rows⌉ rows, drawn
+    without replacement (``torch.randperm`` of a generator seeded ``seed``, site by site in site order) and kept in
+    ascending order (``Benchmark.linear_rows``)."""
+    generator = torch.Generator().manual_seed(seed)
+    kept = [torch.randperm(len(w), generator=generator)[:math.ceil(fraction * len(w))].sort().values
+            for w in inputs["weight"]]
+    return {**inputs, **{x: [t[rows.to(t.device)] for t, rows in zip(inputs[x], kept)]
+                         for x in ("weight", "grad") if x in inputs}}
 
 
 def parse_archs(text: str | None, n: int) -> list[int]:

@@ -5,8 +5,8 @@
 * a registered name (:data:`REGISTRY`): ``flexibert``, ``gpt2-wt103``; ``synthetic`` is registered too but is
   *generated*: it has no models, and :func:`lpzero_core.stats.extract.open_cache` writes its statistics directly
   (``synthetic.open_cache``) instead of extracting them; ``smollm2-mlp`` is *measured*: the project itself
-  measures its ground truth (``module.build``, ``lpzero build-benchmark smollm2-mlp``) into a committed rows file;
-  its statistics extraction is not wired yet, so ``get`` refuses it with one line;
+  measures its ground truth (``module.build``, ``lpzero build-benchmark smollm2-mlp``) into a committed rows file,
+  and ``get`` loads it like the others once every row is measured (an incomplete rows file is a one-line error);
 * a path: an LTS-style folder (``config_N/jM/model_config.yaml`` below it, :func:`gpt2_lts.from_config_dir`) or a
   Hugging Face config folder (one ``<arch>/config.json`` or ``<arch>.json`` per architecture, optional
   ``scores.csv``: :func:`hf.load`).
@@ -69,9 +69,6 @@ def get(benchmark: str | Path, variant: str | None = None, *, target: str | None
         if REGISTRY[name].generated:
             raise LPZeroError(f"{name} is generated, it has no models to extract or check; `lpzero search` and "
                               f"`lpzero evaluate` generate its statistics cache on first use")
-        if REGISTRY[name].measured:
-            raise LPZeroError(f"{name}: only its ground truth exists so far (`lpzero build-benchmark {name}`); "
-                              f"extraction and search on it are not available yet")
         if options:
             raise LPZeroError(f"--target / --higher-is-better / --lower-is-better apply to Hugging Face config "
                               f"folders, not to {name}")

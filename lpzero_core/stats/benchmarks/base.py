@@ -80,6 +80,9 @@ class Benchmark:
     search_ids: indices of the architectures the search may see; every other index is held out.
     source: for a benchmark given as a folder, ``{"path", "sha256", "options"}`` (see ``benchmarks.rebuild``);
         None for a registered one.
+    linear_rows: the fraction f of each linear site's rows (output channels, dim 0 of ``.weight``) that the
+        ``weight`` and ``grad`` inputs keep: the same seeded ⌈f·rows⌉ rows for both (``seeds.row_seed``), so that
+        the statistics of a large network stay affordable; 1 (every row) unless a benchmark states otherwise.
     """
 
     name: str
@@ -94,6 +97,7 @@ class Benchmark:
     default_seq_len: int = 128
     extra: dict = field(default_factory=dict)
     source: dict | None = None
+    linear_rows: float = 1.0
 
     def __len__(self) -> int:
         return len(self.arch_keys)

@@ -151,15 +151,7 @@ class HFBenchmark(Benchmark):
 
     def build(self, i: int, seed: int = 0) -> nn.Module:
         torch.manual_seed(arch_seed(seed, i))
-        model = self._model(i)
-        for block in _blocks(model):
-            attention = _attention(block)
-            attention.add_module("probabilities", nn.Identity())
-            attention.register_forward_hook(_tap_probabilities)
-            if _query(attention) is None:
-                attention.add_module("block_input", nn.Identity())
-                attention.register_forward_pre_hook(_tap_input, with_kwargs=True)
-        return model.eval()
+        return add_taps(self._model(i)).eval()
 
     def batch(self, batch_size: int | None = None, seq_len: int | None = None,
               seed: int = 0) -> dict[str, torch.Tensor]:
@@ -186,16 +178,7 @@ class HFBenchmark(Benchmark):
         return model(**batch).loss
 
     def sites(self, model: nn.Module) -> Sites:
-        blocks = _blocks(model)
-        attentions = [_attention(b) for b in blocks]
-        act, linear = [], []
-        for block, attention in zip(blocks, attentions):
-            inside = {id(m) for m in attention.modules()}
-            act += [m for m in block.modules() if _is_activation(m) and id(m) not in inside]
-            linear += [m for m in block.modules() if _is_linear(m)]
-        head = [_query(a) or a.block_input for a in attentions]
-        return Sites(act=act, head=head, softmax=[a.probabilities for a in attentions], linear=linear,
-                     embedding=model.get_input_embeddings())
+        return generic_sites(model)
 
     def descriptors(self, i: int) -> dict[str, float]:
         """Structure, parameter counts and FLOPs (module docstring), from a model on the meta device (memoised)."""
@@ -231,6 +214,33 @@ class HFBenchmark(Benchmark):
 
 
 # -- generic site discovery --------------------------------------------------------------------------------------
+def add_taps(model: nn.Module) -> nn.Module:
+    """``model`` with the two parameter-free taps of every block's attention (module docstring:
+    ``attention.probabilities``, and ``attention.block_input`` where the attention has no query projection)."""
+    for block in _blocks(model):
+        attention = _attention(block)
+        attention.add_module("probabilities", nn.Identity())
+        attention.register_forward_hook(_tap_probabilities)
+        if _query(attention) is None:
+            attention.add_module("block_input", nn.Identity())
+            attention.register_forward_pre_hook(_tap_input, with_kwargs=True)
+    return model
+
+
+def generic_sites(model: nn.Module) -> Sites:
+    """The proxy sites of a model built with :func:`add_taps` (module docstring's table)."""
+    blocks = _blocks(model)
+    attentions = [_attention(b) for b in blocks]
+    act, linear = [], []
+    for block, attention in zip(blocks, attentions):
+        inside = {id(m) for m in attention.modules()}
+        act += [m for m in block.modules() if _is_activation(m) and id(m) not in inside]
+        linear += [m for m in block.modules() if _is_linear(m)]
+    head = [_query(a) or a.block_input for a in attentions]
+    return Sites(act=act, head=head, softmax=[a.probabilities for a in attentions], linear=linear,
+                 embedding=model.get_input_embeddings())
+
+
 def _blocks(model: nn.Module) -> nn.ModuleList:
     n = model.config.num_hidden_layers
     found = next((m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) == n), None)

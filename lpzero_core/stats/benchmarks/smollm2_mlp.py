@@ -29,6 +29,32 @@ tokens each, 16 320 in all), batches of 4, one torch thread. Half ``h`` is the w
 ``ppl_half<h> = exp(nll_half<h> / tokens_half<h>)`` and ``ppl`` over all windows. ``nll_windows`` keeps every
 window's NLL (``;``-separated, ``repr`` of the float64) so that any subset can be checked against a rebuild.
 
+As a benchmark (:func:`load`, :class:`SmolLM2Benchmark`)
+--------------------------------------------------------
+``lpzero extract / search / evaluate / results / ceiling --benchmark smollm2-mlp`` read the committed rows once
+every id is measured. Architecture ``i`` = sub-network ``i``; ``target`` = −log perplexity (``-log_ppl``, the mean
+NLL per held-out token, negated); strata = layer 0's ratio (``L0-0.750``). **Search split** (:func:`search_split`,
+fixed with the design and never changed): for layer-0 gene k = 0..4 in turn, :data:`SEARCH_PER_STRATUM` = 10 of
+the sampled ids with that gene, drawn without replacement by ``default_rng(SPLIT_SEED = 0)``: 50 ids; the other 155
+(the 5 uniform points among them) are held out.
+
+* ``build(i)`` is the pretrained sub-network itself (the parent's weights, sliced; nothing is initialised, so the
+  seed draws nothing), with eager attention and the generic taps of :mod:`~lpzero_core.stats.benchmarks.hf`; its
+  proxy sites are the generic Hugging Face ones (act = the MLP's SiLU, head = ``q_proj``, softmax = the attention
+  probabilities, weight / grad = every block linear, jacobian = d loss / d token embeddings).
+* The proxy batch: :data:`PROXY_BATCH` × :data:`PROXY_SEQ_LEN` = 4 × 128 train-split tokens
+  (:func:`~lpzero_core.stats.parents.calibration_batch` with the extraction seed); loss = the causal-LM loss.
+  The baseline ``one_batch_loss`` is that loss, negated.
+* Statistics budget: ``linear_rows`` = :data:`LINEAR_ROWS` = 1/16: weight and grad read a seeded sixteenth of
+  every linear site's rows (``Benchmark.linear_rows``). Measured on one thread of a loaded two-core machine, at
+  uniform 75 %: the tables of all 86 M block weights took 57 s (grad 55 s), an eighth of the rows 11 s; the whole
+  extraction of one sub-network (batch 2 × 128, tables at 1/16, the baselines' three passes) 99–132 s, the
+  statistics alone 44–62 s (``make bench`` prints the current figures).
+* Descriptors (analytic, from :data:`SMOLLM2_SHAPE`; :func:`descriptors_of`): those of every benchmark
+  (``n_layers``, ``hidden``, parameter counts, FLOPs of one :data:`PROXY_SEQ_LEN`-token sequence as
+  :mod:`~lpzero_core.stats.benchmarks.hf` counts them) and the allocation's own: ``mlp_fraction`` (mean width /
+  I), ``layer0_ratio``, ``min_ratio`` and ``first3_ratio`` (mean ratio of layers 0–2), all higher = wider.
+
 Rows file (:data:`ROWS`, committed; :func:`build` writes it)
 -----------------------------------------------------------
 One CSV row per measured sub-network: ``id, kind, stratum`` (layer 0's ratio), ``genes, widths`` (comma lists),
@@ -55,6 +81,8 @@ from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
 from lpzero_core.search import metrics
 from lpzero_core.stats import channels, parents
+from lpzero_core.stats.benchmarks import hf
+from lpzero_core.stats.benchmarks.base import Benchmark, Sites
 from lpzero_core.stats.extract import torch_threads
 
 NAME = "smollm2-mlp"
@@ -65,6 +93,9 @@ WINDOWS, SEQ_LEN, BATCH = 64, 256, 4
 N_SAMPLED, SEED, N_LAYERS = 200, 0, 30
 VERSION = 1
 ROWS = Path(__file__).resolve().parent / "smollm2-mlp.csv"
+SEARCH_PER_STRATUM, SPLIT_SEED = 10, 0
+PROXY_BATCH, PROXY_SEQ_LEN = 2, 128
+LINEAR_ROWS = 1 / 16
 
 
 def design(seed: int = SEED, n_sampled: int = N_SAMPLED, n_layers: int = N_LAYERS) -> list[tuple[int, ...]]:
@@ -82,6 +113,73 @@ def design(seed: int = SEED, n_sampled: int = N_SAMPLED, n_layers: int = N_LAYER
 
 def kind(i: int) -> str:
     return "uniform" if i < len(channels.LONAS_RATIOS) else "sampled"
+
+
+def search_split(genes: list[tuple[int, ...]] | None = None) -> np.ndarray:
+    """The ids the search may see (module docstring): 10 sampled ids per layer-0 gene, ``default_rng(0)``."""
+    genes = design() if genes is None else genes
+    rng = np.random.default_rng(SPLIT_SEED)
+    sampled = [i for i in range(len(genes)) if kind(i) == "sampled"]
+    chosen = [rng.choice([i for i in sampled if genes[i][0] == k], SEARCH_PER_STRATUM, replace=False)
+              for k in range(len(channels.LONAS_RATIOS))]
+    return np.sort(np.concatenate(chosen)).astype(int)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a LLaMA parent's parameter counts are made of: ``embedding`` (input table), ``output`` (an output layer
+    not tied to it, else 0), per layer ``attention`` (its attention module's parameters), ``per_channel`` (MLP
+    parameters per kept channel: gate and up rows, down column, their biases) and ``mlp_fixed`` (the down
+    projection's bias), and ``norms`` (every norm of the network)."""
+
+    n_layers: int
+    hidden: int
+    intermediate: int
+    vocab: int
+    embedding: int
+    output: int
+    attention: int
+    per_channel: int
+    mlp_fixed: int
+    norms: int
+
+    @classmethod
+    def of(cls, model: nn.Module) -> "Shape":
+        """The shape of a loaded LLaMA-like causal LM."""
+        layer = model.model.layers[0]
+        mlp, count = layer.mlp, lambda module: sum(p.numel() for p in module.parameters())
+        width = mlp.gate_proj.out_features
+        fixed = mlp.down_proj.bias.numel() if mlp.down_proj.bias is not None else 0
+        embedding = model.get_input_embeddings().weight
+        output = model.get_output_embeddings().weight
+        norms = sum(count(m) for m in model.modules() if type(m).__name__.endswith("RMSNorm"))
+        return cls(len(model.model.layers), embedding.shape[1], width, embedding.shape[0], embedding.numel(),
+                   0 if output is embedding else output.numel(), count(layer.self_attn),
+                   (count(mlp) - fixed) // width, fixed, norms)
+
+
+#: SmolLM2-135M's shape (``Shape.of`` the loaded parent; a slow test checks it)
+SMOLLM2_SHAPE = Shape(n_layers=30, hidden=576, intermediate=1536, vocab=49152, embedding=28_311_552, output=0,
+                      attention=884_736, per_channel=1728, mlp_fixed=0, norms=35_136)
+
+
+def descriptors_of(widths, shape: Shape = SMOLLM2_SHAPE, seq_len: int = PROXY_SEQ_LEN) -> dict[str, float]:
+    """Descriptors of the sub-network with MLP ``widths`` per layer (module docstring). FLOPs as
+    :mod:`~lpzero_core.stats.benchmarks.hf` counts them: decoder = T·(block linear weights) + L·2·T²·hidden, total =
+    decoder + T·vocab·hidden (the output projection, tied or not)."""
+    widths = np.asarray(widths, dtype=float)
+    ratios = widths / shape.intermediate
+    ffn = shape.per_channel * widths.sum() + shape.mlp_fixed * shape.n_layers
+    attention = shape.attention * shape.n_layers
+    embedding = shape.embedding + shape.output
+    total = embedding + attention + ffn + shape.norms
+    linear_weights = attention + 3 * shape.hidden * widths.sum()  # LLaMA attention and MLP linears carry no biases
+    decoder_flops = seq_len * linear_weights + shape.n_layers * 2 * seq_len ** 2 * shape.hidden
+    return {"n_layers": shape.n_layers, "hidden": shape.hidden, "params_total": total,
+            "params_embedding": embedding, "params_decoder": total - embedding, "params_attention": attention,
+            "params_ffn": ffn, "flops": decoder_flops + seq_len * shape.vocab * shape.hidden,
+            "flops_decoder": decoder_flops, "mlp_fraction": ratios.mean(), "layer0_ratio": ratios[0],
+            "min_ratio": ratios.min(), "first3_ratio": ratios[:3].mean()}
 
 
 @dataclass
@@ -150,6 +248,62 @@ def measure_smollm2(i: int, genes: tuple[int, ...], rule: str = RULE) -> dict:
     """:func:`measure` on this process's SmolLM2 parent, on one torch thread (what a Dask worker runs)."""
     with torch_threads(1):
         return measure(smollm2(rule), i, genes)
+
+
+def load(variant: str | None = None, path: Path = ROWS) -> SmolLM2Benchmark:
+    """The benchmark (module docstring) of the committed rows; ``variant`` is the channel rule (only :data:`RULE`
+    was measured). One-line errors for another rule and for rows that are incomplete or of another design."""
+    variant = variant or RULE
+    if variant != RULE:
+        raise LPZeroError(f"{NAME}: variant {variant!r}: only the channel rule {RULE!r} was measured")
+    genes = design()
+    rows = read_rows(path)
+    check_rows(rows, genes, {"rule": RULE, "tokens": WINDOWS * (SEQ_LEN - 1), "version": VERSION}, path)
+    if len(rows) < len(genes):
+        raise LPZeroError(f"{NAME}: {len(rows)} of {len(genes)} sub-networks measured in {path}; finish the ground "
+                          f"truth with `make smollm2-mlp` (it resumes)")
+    widths = [[channels.widths(SMOLLM2_SHAPE.intermediate)[g] for g in gene] for gene in genes]
+    return SmolLM2Benchmark(
+        name=NAME, variant=variant, arch_keys=[str(i) for i in rows["id"]],
+        configs=[{"genes": list(g), "widths": w} for g, w in zip(genes, widths)],
+        target=-np.log(rows["ppl"].to_numpy(dtype=np.float64)), target_name="-log_ppl",
+        strata=np.array([f"L0-{channels.LONAS_RATIOS[g[0]]:.3f}" for g in genes]),
+        search_ids=search_split(genes), default_batch_size=PROXY_BATCH, default_seq_len=PROXY_SEQ_LEN,
+        linear_rows=LINEAR_ROWS, extra={"params": rows["params"].to_numpy()})
+
+
+@dataclass
+class SmolLM2Benchmark(Benchmark):
+    """The measured sub-networks of SmolLM2 (module docstring, "As a benchmark")."""
+
+    def genes(self, i: int) -> tuple[int, ...]:
+        return tuple(self.configs[i]["genes"])
+
+    def build(self, i: int, seed: int = 0) -> nn.Module:
+        """Sub-network ``i`` of the pretrained parent: its weights are the parent's (``seed`` draws nothing)."""
+        model = smollm2(self.variant).subnetwork(self.genes(i))
+        model.set_attn_implementation("eager")  # the copy's own config: the parent keeps its attention
+        return hf.add_taps(model).eval()
+
+    def batch(self, batch_size: int | None = None, seq_len: int | None = None,
+              seed: int = 0) -> dict[str, torch.Tensor]:
+        ids = parents.calibration_batch(smollm2_parent()[1], batch_size or self.default_batch_size,
+                                        seq_len or self.default_seq_len, seed)
+        return {"input_ids": ids, "labels": ids.clone()}
+
+    def loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return model(**batch).loss
+
+    def sites(self, model: nn.Module) -> Sites:
+        return hf.generic_sites(model)
+
+    def descriptors(self, i: int) -> dict[str, float]:
+        return descriptors_of(self.configs[i]["widths"], seq_len=self.default_seq_len)
+
+    def param_check(self, i: int) -> dict[str, tuple[int, int]]:
+        """The parameter count measured on the sliced sub-network when its row was built, against the count of
+        :func:`descriptors_of`."""
+        return {"params_total": (int(self.extra["params"][i]), int(self.descriptors(i)["params_total"]))}
 
 
 def read_rows(path: Path = ROWS) -> pd.DataFrame:
