@@ -29,7 +29,10 @@ Sections (``--only`` picks some; every figure is measured now, none is read from
   one sub-network per uniform ratio on one torch thread, measured on ``--smollm2-windows`` of the 64 held-out
   windows and scaled to all 64 (time is linear in windows: fixed-size batches of 4); then the projected build of
   the 205 rows on 1 and 2 workers (the mean of those per-row times × 205 / workers, parent set-up per worker
-  added). The statistics' seconds per sub-network join once its extraction exists.
+  added). Then the statistics: ``extract_one`` (what a Dask worker runs) of the uniform 100 % and 50 %
+  sub-networks, split into the proxy statistics (build, forward + backward, tables at the benchmark's
+  ``linear_rows``; the cache's ``seconds``) and the baselines' three passes, and the projected extraction of all
+  205 on 1 and 2 workers.
 
 Usage: ``python bench/bench.py [--only search extract fidelity smollm2] [--seeds 3] [--json runs/bench.json]``.
 """
@@ -275,6 +278,30 @@ def smollm2_rows(n_windows: int) -> tuple[list[dict], list[dict]]:
     return rows, build
 
 
+def smollm2_statistics_rows(ids=(0, 4)) -> tuple[list[dict], list[dict]]:
+    """(per-sub-network rows, projected extraction rows) of the ``smollm2`` section's statistics."""
+    from lpzero_core.stats.benchmarks import smollm2_mlp
+
+    bench = benchmarks.get(smollm2_mlp.NAME)
+    config = settings(bench)
+    with torch_threads(1):
+        start = time.perf_counter()
+        smollm2_mlp.smollm2()
+        setup = time.perf_counter() - start
+        warm_up()
+    rows = []
+    for i in ids:
+        start = time.perf_counter()
+        _, _, meta = extract_one(config, i)
+        total = time.perf_counter() - start
+        rows.append({"sub-network": f"uniform {channels.LONAS_RATIOS[i]:.1%}", "statistics_s": meta["seconds"],
+                     "baselines_s": total - meta["seconds"], "total_s": total})
+    per = float(np.mean([r["total_s"] for r in rows]))
+    projected = [{"workers": w, "parent_setup_s": setup, "sub-networks": len(bench),
+                  "projected_extraction_hours": (setup + per * len(bench) / w) / 3600} for w in (1, 2)]
+    return rows, projected
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=("search", "extract", "fidelity", "smollm2"),
@@ -319,6 +346,9 @@ def main(argv: list[str] | None = None) -> None:
         rows, build = smollm2_rows(args.smollm2_windows)
         figures["smollm2-mlp ground truth per sub-network (one thread)"] = rows
         figures["smollm2-mlp build, projected from those"] = build
+        rows, projected = smollm2_statistics_rows()
+        figures["smollm2-mlp statistics per sub-network (one thread)"] = rows
+        figures["smollm2-mlp extraction, projected from those"] = projected
     for title, rows in figures.items():
         print_table(title, rows)
     if args.json:

@@ -61,6 +61,20 @@ def test_retraining_noise_is_the_pooled_within_group_sd():
     assert np.isnan(ceiling.retraining_noise(bench)["sd"])
 
 
+def test_measurement_noise_is_the_sd_of_the_halves_mean_and_ignores_their_offset():
+    rng = np.random.default_rng(1)
+    n, sd_half = 400, 0.2
+    quality = rng.standard_normal(n)
+    halves = [quality + sd_half * rng.standard_normal(n) + offset for offset in (0.0, 0.7)]
+    bench = toy(n=n)
+    bench.extra = {"target_halves": halves}
+    noise = ceiling.target_noise(bench)
+    assert noise["df"] == n - 1 and noise["groups"] == n
+    assert noise["sd_low"] < sd_half / np.sqrt(2) < noise["sd_high"]  # the mean of two halves: σ_h / √2
+    assert noise["sd"] == pytest.approx(np.std((halves[0] + halves[1]) / 2 - quality - 0.35, ddof=1), rel=0.15)
+    assert ceiling.target_noise(toy()) == ceiling.retraining_noise(toy())  # without halves: repeats, as before
+
+
 def test_noise_ceiling_matches_simulation():
     rng = np.random.default_rng(0)
     quality = rng.standard_normal(20000)

@@ -10,6 +10,12 @@ property of the benchmark, measured here without any proxy:
    corr(q, y) = c = √(1 − σ²/var y), hence Spearman ρ = (6/π)·arcsin(c/2) and Kendall τ = (2/π)·arcsin(c)
    (:func:`noise_ceiling`). Within a stratum var y is the stratum's own, so the ceiling there is lower; the
    strata row averages the per-stratum τ ceilings as ``metrics.stratified`` averages τ.
+   A *measured* benchmark whose target is the mean of two disjoint halves of its evaluation data
+   (``benchmark.extra["target_halves"]``: ``smollm2-mlp``, −log perplexity on two halves of equal token count) has
+   measurement noise instead (:func:`measurement_noise`): with y_h = q + e_h and y = (y_0 + y_1)/2, the centred
+   difference d = y_0 − y_1 − mean(d) has variance 2σ_h², so σ² = var(y − q) = Σ d² / (4 (n − 1)) (a χ² interval
+   with n − 1 degrees of freedom). Centring removes the halves' common offset (one half's text is easier for every
+   sub-network), which no ranking sees.
 2. **A supervised learning curve over the architecture description** (:func:`learning_curve`). Features: the
    flattened configuration (:func:`config_table`) and the benchmark's structural descriptors; model: a random
    forest (500 trees, ≥ 2 samples per leaf) fit on the targets of n labelled architectures, scored on all the
@@ -96,6 +102,25 @@ def retraining_noise(benchmark: Benchmark) -> dict:
             "sd_high": np.sqrt(sum_sq / stats.chi2.ppf(0.025, df))}
 
 
+def measurement_noise(benchmark: Benchmark) -> dict:
+    """σ of a target measured on two halves (module docstring, 1.), in :func:`retraining_noise`'s form;
+    ``groups`` = the number of architectures measured on both halves."""
+    y0, y1 = (np.asarray(h, dtype=float) for h in benchmark.extra["target_halves"])
+    d = (y0 - y1)[np.isfinite(y0) & np.isfinite(y1)]
+    df = len(d) - 1
+    if df < 1:
+        return {"groups": len(d), "df": 0, "sd": np.nan, "sd_low": np.nan, "sd_high": np.nan}
+    sum_sq = float(((d - d.mean()) ** 2).sum()) / 4
+    return {"groups": len(d), "df": df, "sd": np.sqrt(sum_sq / df),
+            "sd_low": np.sqrt(sum_sq / stats.chi2.ppf(0.975, df)),
+            "sd_high": np.sqrt(sum_sq / stats.chi2.ppf(0.025, df))}
+
+
+def target_noise(benchmark: Benchmark) -> dict:
+    """:func:`measurement_noise` where the benchmark records its target's halves, else :func:`retraining_noise`."""
+    return measurement_noise(benchmark) if "target_halves" in benchmark.extra else retraining_noise(benchmark)
+
+
 def noise_ceiling(target: np.ndarray, sd: float) -> tuple[float, float]:
     """(Spearman ρ, Kendall τ) of the noise-free quality with ``target`` when the noise has standard deviation
     ``sd`` (the Gaussian model of the module docstring): 0 where the spread is no larger than the noise, NaN where
@@ -109,7 +134,7 @@ def noise_ceiling(target: np.ndarray, sd: float) -> tuple[float, float]:
 
 def ceiling_rows(benchmark: Benchmark, ids: np.ndarray) -> list[dict]:
     """The noise ceiling on architectures ``ids`` at the estimated σ and at both ends of its interval."""
-    noise = retraining_noise(benchmark)
+    noise = target_noise(benchmark)
     target, strata = benchmark.target[ids], benchmark.strata[ids]
     rows = []
     for which, label in (("sd", "σ"), ("sd_low", "σ at its 95 % CI's low end"),

@@ -33,7 +33,8 @@ As a benchmark (:func:`load`, :class:`SmolLM2Benchmark`)
 --------------------------------------------------------
 ``lpzero extract / search / evaluate / results / ceiling --benchmark smollm2-mlp`` read the committed rows once
 every id is measured. Architecture ``i`` = sub-network ``i``; ``target`` = −log perplexity (``-log_ppl``, the mean
-NLL per held-out token, negated); strata = layer 0's ratio (``L0-0.750``). **Search split** (:func:`search_split`,
+NLL per held-out token, negated), and ``extra["target_halves"]`` the same on each half (the ground truth's own
+noise: ``lpzero ceiling``, :func:`lpzero_core.workbench.ceiling.measurement_noise`); strata = layer 0's ratio (``L0-0.750``). **Search split** (:func:`search_split`,
 fixed with the design and never changed): for layer-0 gene k = 0..4 in turn, :data:`SEARCH_PER_STRATUM` = 10 of
 the sampled ids with that gene, drawn without replacement by ``default_rng(SPLIT_SEED = 0)``: 50 ids; the other 155
 (the 5 uniform points among them) are held out.
@@ -269,7 +270,9 @@ def load(variant: str | None = None, path: Path = ROWS) -> SmolLM2Benchmark:
         target=-np.log(rows["ppl"].to_numpy(dtype=np.float64)), target_name="-log_ppl",
         strata=np.array([f"L0-{channels.LONAS_RATIOS[g[0]]:.3f}" for g in genes]),
         search_ids=search_split(genes), default_batch_size=PROXY_BATCH, default_seq_len=PROXY_SEQ_LEN,
-        linear_rows=LINEAR_ROWS, extra={"params": rows["params"].to_numpy()})
+        linear_rows=LINEAR_ROWS,
+        extra={"params": rows["params"].to_numpy(),
+               "target_halves": [-np.log(rows[f"ppl_half{h}"].to_numpy(dtype=np.float64)) for h in (0, 1)]})
 
 
 @dataclass
