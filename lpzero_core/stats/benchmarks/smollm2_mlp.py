@@ -34,10 +34,10 @@ As a benchmark (:func:`load`, :class:`SmolLM2Benchmark`)
 ``lpzero extract / search / evaluate / results / ceiling --benchmark smollm2-mlp`` read the committed rows once
 every id is measured. Architecture ``i`` = sub-network ``i``; ``target`` = −log perplexity (``-log_ppl``, the mean
 NLL per held-out token, negated), and ``extra["target_halves"]`` the same on each half (the ground truth's own
-noise: ``lpzero ceiling``, :func:`lpzero_core.workbench.ceiling.measurement_noise`); strata = layer 0's ratio (``L0-0.750``). **Search split** (:func:`search_split`,
-fixed with the design and never changed): for layer-0 gene k = 0..4 in turn, :data:`SEARCH_PER_STRATUM` = 10 of
-the sampled ids with that gene, drawn without replacement by ``default_rng(SPLIT_SEED = 0)``: 50 ids; the other 155
-(the 5 uniform points among them) are held out.
+noise: ``lpzero ceiling``, :func:`lpzero_core.workbench.ceiling.measurement_noise`); strata = layer 0's ratio
+(``L0-0.750``). **Search split** (:func:`search_split`, fixed with the design and never changed): for layer-0 gene
+k = 0..4 in turn, :data:`SEARCH_PER_STRATUM` = 10 of the sampled ids with that gene, drawn without replacement by
+``default_rng(SPLIT_SEED = 0)``: 50 ids; the other 155 (the 5 uniform points among them) are held out.
 
 * ``build(i)`` is the pretrained sub-network itself (the parent's weights, sliced; nothing is initialised, so the
   seed draws nothing), with eager attention and the generic taps of :mod:`~lpzero_core.stats.benchmarks.hf`; its
