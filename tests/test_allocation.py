@@ -93,3 +93,20 @@ def test_budget_outside_zero_one_is_a_one_line_error():
         with pytest.raises(LPZeroError) as excinfo:
             call()
         assert "\n" not in str(excinfo.value)
+
+
+@pytest.mark.parametrize("rule", sorted(allocation.RULES))
+def test_budget_allocation_snaps_the_rule_onto_the_space_within_its_budget(rule):
+    from lpzero_core.llama import Budget, SubnetSpace
+
+    model = random_llama(n_layers=6)
+    space = SubnetSpace(model, multiple=8)  # widths 64, 56, 48, 40, 32
+    for limit in (0.5, 0.75, 0.9):
+        budget = Budget(space, limit)
+        genes = budget.allocation(rule, tokens())
+        target = allocation.RULES[rule](model, tokens(), limit)
+        ratios = tuple(w / 64 for w in space.widths)
+        assert genes == allocation.snap(target, ratios, limit) and budget.fits(genes)
+        assert space.fraction(genes) == pytest.approx(np.mean([ratios[g] for g in genes]))
+    with pytest.raises(LPZeroError, match="unknown allocation rule"):
+        Budget(space, 0.75).allocation("wanda", tokens())

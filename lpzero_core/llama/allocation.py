@@ -105,6 +105,10 @@ def flap(model: nn.Module, calibration: torch.Tensor, budget: float) -> np.ndarr
     return kept.reshape(scores.shape).mean(axis=1)
 
 
+#: the established rules by name: ``RULES[name](model, calibration, budget)`` → target keep ratio per layer
+RULES = {"owl": owl, "flap": flap}
+
+
 def snap(target: np.ndarray, ratios: tuple[float, ...], budget: float) -> tuple[int, ...]:
     """Genes (indices into ``ratios``, widest first) for target keep ratios ``target`` within ``budget`` (module
     docstring)."""

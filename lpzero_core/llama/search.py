@@ -41,7 +41,8 @@ Because the uniform configuration starts in the population, the result's proxy v
 
 Baselines (same budget): ``uniform`` (the widest single width that fits), ``magnitude`` (from the full model,
 repeatedly narrow by one step the layer whose next removed channel block has the least total importance, until
-the budget fits) and ``random`` (repaired random configurations).
+the budget fits), ``random`` (repaired random configurations) and the established layer-wise allocations ``owl``
+and ``flap`` (:meth:`Budget.allocation`, :mod:`lpzero_core.llama.allocation`).
 """
 from __future__ import annotations
 
@@ -54,6 +55,7 @@ import torch
 from torch import nn
 
 from lpzero_core.errors import LPZeroError
+from lpzero_core.llama import allocation
 from lpzero_core.llama.model import ATTENTION_PROJECTIONS, MLP_PROJECTIONS, decoder_layers
 from lpzero_core.llama.space import SubnetSpace
 from lpzero_core.search.ops import INPUTS
@@ -151,6 +153,18 @@ class Budget:
     def uniform(self) -> tuple[int, ...]:
         """The widest single width for all layers that fits."""
         return next(g for g in ((k,) * self.space.n_layers for k in range(len(self.space.widths))) if self.fits(g))
+
+    def allocation(self, rule: str, calibration: torch.Tensor) -> tuple[int, ...]:
+        """An established layer-wise allocation of the parent at this budget (``"owl"`` or ``"flap"``,
+        :mod:`lpzero_core.llama.allocation`, on ``calibration`` tokens), snapped onto the space's widths: the
+        kept fraction of the MLP parameters is the mean width ratio when the MLPs have no biases (LLaMA)."""
+        if rule not in allocation.RULES:
+            raise LPZeroError(f"unknown allocation rule {rule!r}; choose from: {', '.join(allocation.RULES)}")
+        if self.of != "mlp" or self.space.bias:
+            raise LPZeroError("allocation rules take a budget of the MLP parameters (budget_of='mlp') of MLPs "
+                              "without biases")
+        target = allocation.RULES[rule](self.space.model, calibration, self.limit)
+        return allocation.snap(target, tuple(w / self.space.intermediate for w in self.space.widths), self.limit)
 
     def magnitude(self) -> tuple[int, ...]:
         """Greedy: narrow the layer whose next removed block of channels has the least importance, until it fits."""
