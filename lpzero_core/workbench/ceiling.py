@@ -296,9 +296,14 @@ def write(curve: pd.DataFrame, benchmark: Benchmark, results: str | Path, figure
     from lpzero_core.workbench import evaluation, plots
 
     noise = curve.iloc[0]
-    noise_text = (f"retraining noise from {int(noise['noise_groups'])} repeated configurations "
-                  f"({int(noise['noise_df'])} df): σ = {noise['noise_sd']:.3f}" if noise["noise_groups"] else
-                  "no configuration repeats, so the retraining noise is not estimable")
+    if "target_halves" in benchmark.extra:
+        noise_text = (f"measurement noise from the two halves of {int(noise['noise_groups'])} architectures "
+                      f"({int(noise['noise_df'])} df): σ = {noise['noise_sd']:.4f}")
+    elif noise["noise_groups"]:
+        noise_text = (f"retraining noise from {int(noise['noise_groups'])} repeated configurations "
+                      f"({int(noise['noise_df'])} df): σ = {noise['noise_sd']:.3f}")
+    else:
+        noise_text = "no configuration repeats, so the retraining noise is not estimable"
     caption = (f"{benchmark.name}: {benchmark.target_name}, {int(np.isfinite(benchmark.target).sum())} labelled "
                f"architectures. {noise_text[0].upper()}{noise_text[1:]}. Forest rows: held-out value, median "
                f"[min, max] over draws (`lpzero_core/workbench/ceiling.py` states the model and the formulas).")
