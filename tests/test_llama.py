@@ -192,6 +192,20 @@ def test_search_is_at_least_uniform_and_seeded():
     assert result.history["best"].is_monotonic_increasing
 
 
+def test_one_batch_loss_guides_a_search_by_the_negated_calibration_loss():
+    from lpzero_core.llama.search import ONE_BATCH_LOSS
+
+    space = SubnetSpace(random_llama(), multiple=8)
+    budget, ids = Budget(space, 0.75), batch(4, 16)
+    result = search(space, ONE_BATCH_LOSS, ids, budget, population=6, iterations=8, seed=0)
+    sub = space.materialise(result.best)
+    with torch.no_grad():
+        loss = sub(input_ids=ids, labels=ids).loss.item()
+    assert result.best_score == pytest.approx(-loss, rel=1e-6)
+    assert result.best_score == max(result.scores.values()) >= score(space, budget.uniform(), ONE_BATCH_LOSS, ids)
+    assert all(p.grad is None for p in space.model.parameters())
+
+
 def test_search_improves_on_its_initial_population():
     """A case where uniform is not optimal: evolution, not the initial population, finds the best configuration."""
     space = SubnetSpace(random_llama(), multiple=8)

@@ -58,9 +58,8 @@ import yaml
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text
 from lpzero_core.llama.model import load_model, tiny_model
-from lpzero_core.llama.search import DEFAULT_PROXY, Budget, random_configs, score, search
+from lpzero_core.llama.search import DEFAULT_PROXY, Budget, guide, random_configs, score, search
 from lpzero_core.llama.space import LONAS_RATIOS, SubnetSpace
-from lpzero_core.search.proxy import Proxy
 from lpzero_core.stats.extract import torch_threads
 from lpzero_core.stats.parents import bbc_split, calibration_batch, text_windows, train_stream
 from lpzero_core.workbench.evaluation import to_markdown
@@ -217,7 +216,7 @@ def run(model: str = "tiny", budget: float = 0.75, *, budget_of: str = "mlp", ra
     with torch_threads(threads):
         parent, tokenizer = (tiny_model(seed, tiny_steps, device) if model == "tiny"
                              else load_model(model, device, dtype))
-        proxy = Proxy.parse(proxy)
+        proxy = guide(proxy)
         space = SubnetSpace(parent, ratios, multiple)
         limits = Budget(space, budget, budget_of)
         batch = calibration_batch(tokenizer, calib_batch_size, calib_seq_len, seed)

@@ -36,7 +36,9 @@ Evolution (steady state, like LPZero's GP; ``rng = numpy.random.default_rng`` of
   *with replacement* from the better half; uniform crossover (each layer's width from either parent, p = 1/2);
   mutation (each layer redrawn uniformly with p = 1/L); repair; an offspring already in the population is dropped,
   otherwise the worst member leaves and the offspring joins (``replace_worst``; the best is never lost);
-* fitness = proxy value (higher is better; a non-finite value counts as −inf), each configuration scored once.
+* fitness = proxy value (higher is better; a non-finite value counts as −inf), each configuration scored once;
+  the guide :data:`ONE_BATCH_LOSS` instead scores a sub-network by its calibration-batch loss, negated (the
+  cheapest data-driven score, forward only).
 Because the uniform configuration starts in the population, the result's proxy value is never below uniform's.
 
 Baselines (same budget): ``uniform`` (the widest single width that fits), ``magnitude`` (from the full model,
@@ -66,6 +68,8 @@ from lpzero_core.stats import extract
 from lpzero_core.stats.benchmarks.base import Sites
 
 DEFAULT_PROXY = str(RELEASED["lpzero_gpt2"])
+#: the search guide that is no proxy: the sub-network's loss on the calibration batch, negated
+ONE_BATCH_LOSS = "one_batch_loss"
 
 
 def needed_inputs(proxy: Proxy) -> set[str]:
@@ -116,9 +120,18 @@ def _attention(implementation: str | None, model: nn.Module):
         model.set_attn_implementation(before)
 
 
-def score(space: SubnetSpace, genes, proxy: Proxy, input_ids: torch.Tensor) -> float:
-    """Proxy value of the materialised sub-network ``genes`` on the calibration batch."""
+def guide(proxy: Proxy | str) -> Proxy | str:
+    """What a search maximises: a proxy (its text is parsed) or :data:`ONE_BATCH_LOSS`."""
+    return proxy if isinstance(proxy, Proxy) or proxy == ONE_BATCH_LOSS else Proxy.parse(proxy)
+
+
+def score(space: SubnetSpace, genes, proxy: Proxy | str, input_ids: torch.Tensor) -> float:
+    """Value of the materialised sub-network ``genes`` on the calibration batch: the proxy's, or for
+    :data:`ONE_BATCH_LOSS` its next-token loss negated (no backward pass)."""
     sub = space.model if tuple(genes) == space.full else space.materialise(genes)
+    if proxy == ONE_BATCH_LOSS:
+        with torch.no_grad():
+            return -float(ProxyProtocol.loss(sub, input_ids))
     return proxy.score_tensors(proxy_inputs(sub, input_ids, needed_inputs(proxy)))
 
 
@@ -200,7 +213,7 @@ def search(space: SubnetSpace, proxy: Proxy | str, input_ids: torch.Tensor, budg
     """Steady-state evolution maximising the proxy under the budget (see the module docstring)."""
     if population < 2 or iterations < 0:
         raise LPZeroError(f"search needs population >= 2 and iterations >= 0, got {population} and {iterations}")
-    proxy = Proxy.parse(proxy) if isinstance(proxy, str) else proxy
+    proxy = guide(proxy)
     rng = streams(seed, 2)[0]
     scores: dict[tuple[int, ...], float] = {}
 
