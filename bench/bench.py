@@ -34,7 +34,15 @@ Sections (``--only`` picks some; every figure is measured now, none is read from
   ``linear_rows``; the cache's ``seconds``) and the baselines' three passes, and the projected extraction of all
   205 on 1 and 2 workers.
 
-Usage: ``python bench/bench.py [--only search extract fidelity smollm2] [--seeds 3] [--json runs/bench.json]``.
+* ``linear-rows`` (not in the default run: about 25 minutes) — for each benchmark that reads a fraction of its
+  linear rows (``Benchmark.linear_rows``; ``smollm2-mlp``), on ``--linear-rows-archs`` = 20 architectures evenly
+  spread over its ids: every weight and grad table entry (op1, op2), averaged over the sites as a proxy's
+  ``@mean`` reads it, from all rows and from the kept rows; per input, the Spearman ρ across the architectures
+  between the two (median, 10th percentile and minimum over the entries that vary), i.e. whether the cheaper
+  statistics keep the ranking.
+
+Usage: ``python bench/bench.py [--only search extract fidelity smollm2 linear-rows] [--seeds 3]
+[--json runs/bench.json]``.
 """
 from __future__ import annotations
 
@@ -54,14 +62,22 @@ from lpzero_core.errors import LPZeroError
 from lpzero_core.search import metrics
 from lpzero_core.search.evolve import joint_seconds
 from lpzero_core.search.gp import GPConfig, evaluate_candidate, random_proxy, search
-from lpzero_core.search.ops import INPUTS, TENSOR_FIRST_OPS, row_sums, warm_up
+from lpzero_core.search.ops import INPUTS, TENSOR_FIRST_OPS, row_sums, site_tables, warm_up
 from lpzero_core.search.proxy import RELEASED
 from lpzero_core.search.pruning import RPS
 from lpzero_core.stats import benchmarks, channels
 from lpzero_core.stats.baselines import PASSES
 from lpzero_core.stats.benchmarks import synthetic
 from lpzero_core.stats.cache import StatsCache, cache_dir
-from lpzero_core.stats.extract import extract, extract_one, heap_reuse, proxy_inputs, settings, torch_threads
+from lpzero_core.stats.extract import (
+    extract,
+    extract_one,
+    heap_reuse,
+    keep_linear_rows,
+    proxy_inputs,
+    settings,
+    torch_threads,
+)
 from lpzero_core.workbench import evaluation, modes
 
 REAL = ("flexibert", "gpt2-wt103")
@@ -302,10 +318,41 @@ def smollm2_statistics_rows(ids=(0, 4)) -> tuple[list[dict], list[dict]]:
     return rows, projected
 
 
+def linear_rows_fidelity(name: str, n: int = 20) -> list[dict]:
+    """Rows of the ``linear-rows`` section for benchmark ``name`` (module docstring)."""
+    bench = benchmarks.get(name)
+    config = settings(bench)
+    ids = np.unique(np.linspace(0, len(bench) - 1, n).round().astype(int))
+    tables = {(x, kind): [] for x in ("weight", "grad") for kind in ("all rows", "kept rows")}
+    with torch_threads(1), heap_reuse():
+        warm_up()
+        batch = bench.batch(config["batch_size"], config["seq_len"], config["seed"])
+        for i in ids:
+            inputs = proxy_inputs(bench, bench.build(int(i), config["seed"]), batch, needed=("weight", "grad"))
+            kept = keep_linear_rows(inputs, bench.linear_rows, config["seed"])
+            for x in ("weight", "grad"):
+                tables[x, "all rows"].append(site_tables(inputs[x]).mean(-1).numpy())
+                tables[x, "kept rows"].append(site_tables(kept[x]).mean(-1).numpy())
+    rows = []
+    for x in ("weight", "grad"):
+        full, part = np.stack(tables[x, "all rows"]), np.stack(tables[x, "kept rows"])
+        varying = [(a, b) for a in range(full.shape[1]) for b in range(full.shape[2])
+                   if np.isfinite(full[:, a, b]).all() and np.ptp(full[:, a, b]) > 0]
+        rho = np.array([metrics.spearman(full[:, a, b], part[:, a, b]) for a, b in varying])
+        rho = rho[np.isfinite(rho)]
+        rows.append({"benchmark": name, "input": x, "linear_rows": bench.linear_rows, "archs": len(ids),
+                     "entries": len(rho), "median_rho": float(np.median(rho)),
+                     "p10_rho": float(np.percentile(rho, 10)), "min_rho": float(rho.min()),
+                     "share_rho_ge_0.9": float((rho >= 0.9).mean())})
+    return rows
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", nargs="+", choices=("search", "extract", "fidelity", "smollm2"),
+    parser.add_argument("--only", nargs="+", choices=("search", "extract", "fidelity", "smollm2", "linear-rows"),
                         default=["search", "extract", "fidelity", "smollm2"])
+    parser.add_argument("--linear-rows-archs", type=int, default=20,
+                        help="architectures compared in the linear-rows section")
     parser.add_argument("--smollm2-windows", type=int, default=8,
                         help="held-out windows measured per sub-network in the smollm2 section (of 64)")
     parser.add_argument("--seeds", type=int, default=3, help="GP seeds per setting")
@@ -349,6 +396,10 @@ def main(argv: list[str] | None = None) -> None:
         rows, projected = smollm2_statistics_rows()
         figures["smollm2-mlp statistics per sub-network (one thread)"] = rows
         figures["smollm2-mlp extraction, projected from those"] = projected
+    if "linear-rows" in args.only:
+        figures["weight/grad statistics: all linear rows vs the kept ones (Spearman across archs)"] = [
+            row for name, entry in benchmarks.REGISTRY.items() if entry.measured
+            for row in linear_rows_fidelity(name, args.linear_rows_archs)]
     for title, rows in figures.items():
         print_table(title, rows)
     if args.json:

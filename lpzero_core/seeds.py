@@ -8,9 +8,10 @@ derived here, and nowhere else:
   independent of the order in which architectures are built.
 * :func:`sample_seed` — the torch generator seed of architecture ``index``'s bounded site samples in the cache:
   ``seed · 1 000 003 + index``.
-* :func:`row_seed` — the torch generator seed of the rows that architecture ``index``'s ``weight`` and ``grad``
-  inputs keep, for a benchmark that reads a fraction of each linear site (``Benchmark.linear_rows``): the first
-  4 bytes, little-endian, of sha256(``"rows:{seed}:{index}"``).
+* :func:`row_seed` — the torch generator seed of the rows that linear site ``site`` keeps in the ``weight`` and
+  ``grad`` inputs, for a benchmark that reads a fraction of each linear site (``Benchmark.linear_rows``): the first
+  4 bytes, little-endian, of sha256(``"rows:{seed}:{site}"``). It does not depend on the architecture, so sites
+  of equal shape keep the same rows in every architecture (common random numbers).
 * :func:`streams` — ``n`` independent numpy generators for the parts of one run (e.g. the search and its random
   baselines; one search seed per repetition): ``numpy.random.SeedSequence(seed).spawn(n)``.
 
@@ -38,9 +39,9 @@ def sample_seed(seed: int, index: int) -> int:
     return seed * 1_000_003 + index
 
 
-def row_seed(seed: int, index: int) -> int:
-    """Seed of the generator that draws architecture ``index``'s kept linear rows (module docstring)."""
-    digest = hashlib.sha256(f"rows:{seed}:{index}".encode()).digest()
+def row_seed(seed: int, site: int) -> int:
+    """Seed of the generator that draws the kept rows of linear site ``site`` (module docstring)."""
+    digest = hashlib.sha256(f"rows:{seed}:{site}".encode()).digest()
     return int.from_bytes(digest[:4], "little")
 
 

@@ -317,6 +317,10 @@ def test_extraction_reads_the_pretrained_subnetwork_and_leaves_the_parent_untouc
     assert [a.shape[-1] for a in inputs["act"]] == [tiny_parent.widths[g] for g in (0, 4, 2, 1)]
     kept = extract.keep_linear_rows(inputs, 0.25, 7)
     again = extract.keep_linear_rows(inputs, 0.25, 7)
+    other = extract.keep_linear_rows(extract.proxy_inputs(bench, bench.build(2), batch), 0.25, 7)
+    for k in range(4 * 7):  # attention sites (shared with the parent) keep the same rows in every sub-network
+        if k % 7 < 4:
+            assert torch.equal(kept["weight"][k], other["weight"][k])
     for w, g, full_w, full_g, w2 in zip(kept["weight"], kept["grad"], inputs["weight"], inputs["grad"],
                                         again["weight"]):
         assert len(w) == -(-len(full_w) // 4) and torch.equal(w, w2)

@@ -193,7 +193,7 @@ def _extract_one(config, i, device):
     model = benchmark.build(i, config["seed"]).to(device)
     inputs = proxy_inputs(benchmark, model, {k: v.to(device) for k, v in batch.items()})
     if benchmark.linear_rows < 1:
-        inputs = keep_linear_rows(inputs, benchmark.linear_rows, row_seed(config["seed"], i))
+        inputs = keep_linear_rows(inputs, benchmark.linear_rows, config["seed"])
     generator = torch.Generator().manual_seed(sample_seed(config["seed"], i))
     tables = {x: site_tables(inputs[x]).cpu().numpy() for x in INPUTS}
     samples = {x: torch.stack([site_sample(t.cpu(), generator) for t in inputs[x]]).numpy() for x in INPUTS}
@@ -209,12 +209,13 @@ def _extract_one(config, i, device):
 
 
 def keep_linear_rows(inputs: dict[str, list[torch.Tensor]], fraction: float, seed: int) -> dict:
-    """``inputs`` with each linear site's ``weight`` and ``grad`` restricted to the same ⌈fraction·rows⌉ rows, drawn
-    without replacement (``torch.randperm`` of a generator seeded ``seed``, site by site in site order) and kept in
-    ascending order (``Benchmark.linear_rows``)."""
-    generator = torch.Generator().manual_seed(seed)
-    kept = [torch.randperm(len(w), generator=generator)[:math.ceil(fraction * len(w))].sort().values
-            for w in inputs["weight"]]
+    """``inputs`` with each linear site's ``weight`` and ``grad`` restricted to the same ⌈fraction·n⌉ of its n rows:
+    for site k, the first of ``torch.randperm(n)`` under a generator seeded ``seeds.row_seed(seed, k)``, in
+    ascending order (``Benchmark.linear_rows``). The rows depend on the site and its size only, not on the
+    architecture: a tensor that architectures share (the attention weights of one parent's sub-networks) keeps
+    the same rows, hence the same statistics, in each."""
+    kept = [torch.randperm(len(w), generator=torch.Generator().manual_seed(row_seed(seed, k)))
+            [:math.ceil(fraction * len(w))].sort().values for k, w in enumerate(inputs["weight"])]
     return {**inputs, **{x: [t[rows.to(t.device)] for t, rows in zip(inputs[x], kept)]
                          for x in ("weight", "grad") if x in inputs}}
 
