@@ -110,3 +110,33 @@ def test_budget_allocation_snaps_the_rule_onto_the_space_within_its_budget(rule)
         assert space.fraction(genes) == pytest.approx(np.mean([ratios[g] for g in genes]))
     with pytest.raises(LPZeroError, match="unknown allocation rule"):
         Budget(space, 0.75).allocation("wanda", tokens())
+
+
+def test_downstream_compares_every_method_within_the_budget():
+    from lpzero_core.llama import Budget, SubnetSpace, downstream
+    from lpzero_core.llama.search import DEFAULT_PROXY, ONE_BATCH_LOSS, score
+
+    model = random_llama(n_layers=4)
+    space = SubnetSpace(model, multiple=8, rule="activation", calibration=tokens(seed=3))
+    calibration, windows = tokens(seed=4), tokens(seed=5)
+    guides = {"gpt2": DEFAULT_PROXY, "loss": ONE_BATCH_LOSS}
+    table = downstream.compare(space, calibration, windows, guides, budgets=(0.75,), n_random=3, population=4,
+                               iterations=4)
+    assert table["method"].tolist() == ["search:gpt2", "search:loss", "uniform", "greedy", "owl", "flap",
+                                        "random-1", "random-2", "random-3", "random (best)", "random (mean)"]
+    assert (table["mlp_fraction"] <= 0.75 + 1e-12).all() and np.isfinite(table["ppl"]).all()
+    randoms = table[table["method"].str.startswith("random-")]
+    rows = table.set_index("method")
+    assert rows.loc["random (best)", "ppl"] == randoms["ppl"].min()
+    assert rows.loc["random (mean)", "ppl"] == pytest.approx(randoms["ppl"].mean())
+    widths = {m: tuple(space.widths.index(int(w)) for w in rows.loc[m, "widths"].split(","))
+              for m in ("search:loss", "uniform")}
+    assert score(space, widths["search:loss"], ONE_BATCH_LOSS, calibration) >= \
+        score(space, widths["uniform"], ONE_BATCH_LOSS, calibration)
+    with torch.no_grad():
+        direct = np.exp(model(input_ids=windows, labels=windows).loss.item())
+    assert downstream.perplexity(space, space.full, windows) == pytest.approx(direct, rel=1e-5)
+    again = downstream.compare(space, calibration, windows, guides, budgets=(0.75,), n_random=3, population=4,
+                               iterations=4)
+    assert again["widths"].tolist() == table["widths"].tolist()
+    assert Budget(space, 0.75).fits(widths["search:loss"])
