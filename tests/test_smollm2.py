@@ -266,6 +266,7 @@ def write_rows(path, n=None, ppl=None):
     n = len(genes) if n is None else n
     rows = pd.DataFrame([fake_row(i, genes[i]) for i in range(n)])
     rows["ppl"] = np.arange(40.0, 40.0 + n) if ppl is None else ppl
+    rows["ppl_half0"], rows["ppl_half1"] = rows["ppl"] * 0.99, rows["ppl"] * 1.01
     rows["params"] = [int(smollm2_mlp.descriptors_of([channels.widths(1536)[g] for g in genes[i]])["params_total"])
                       for i in range(n)]
     rows.to_csv(path, index=False)
@@ -276,11 +277,14 @@ def test_load_reads_complete_rows_and_refuses_incomplete_ones(tmp_path):
     bench = smollm2_mlp.load(path=write_rows(tmp_path / "rows.csv"))
     assert len(bench) == 205 and bench.target_name == "-log_ppl"
     np.testing.assert_allclose(bench.target, -np.log(np.arange(40.0, 245.0)))
+    np.testing.assert_allclose(bench.extra["target_halves"][1], -np.log(np.arange(40.0, 245.0) * 1.01))
     assert np.array_equal(bench.search_ids, smollm2_mlp.search_split())
     assert bench.strata[0] == "L0-1.000" and bench.strata[9] == "L0-0.500"
     assert bench.param_check(3)["params_total"][0] == bench.param_check(3)["params_total"][1]
     assert bench.descriptors(4)["mlp_fraction"] == pytest.approx(0.5, abs=0.01)
+    pd.read_csv(tmp_path / "rows.csv").drop(columns="ppl_half1").to_csv(tmp_path / "cut.csv", index=False)
     for call, match in ((lambda: smollm2_mlp.load(path=write_rows(tmp_path / "part.csv", n=120)), "120 of 205"),
+                        (lambda: smollm2_mlp.load(path=tmp_path / "cut.csv"), "ppl_half1"),
                         (lambda: smollm2_mlp.load("taylor", path=tmp_path / "rows.csv"), "only the channel rule")):
         with pytest.raises(LPZeroError, match=match) as excinfo:
             call()

@@ -259,7 +259,13 @@ def load(variant: str | None = None, path: Path = ROWS) -> SmolLM2Benchmark:
         raise LPZeroError(f"{NAME}: variant {variant!r}: only the channel rule {RULE!r} was measured")
     genes = design()
     rows = read_rows(path)
-    check_rows(rows, genes, {"rule": RULE, "tokens": WINDOWS * (SEQ_LEN - 1), "version": VERSION}, path)
+    missing = [c for c in ("id", "genes", "params", "ppl", "ppl_half0", "ppl_half1", "rule", "tokens", "version")
+               if c not in rows.columns]
+    if missing and len(rows):
+        raise LPZeroError(f"{path}: no column {missing[0]!r}; it is not a rows file of `lpzero build-benchmark "
+                          f"{NAME}`")
+    if len(rows):
+        check_rows(rows, genes, {"rule": RULE, "tokens": WINDOWS * (SEQ_LEN - 1), "version": VERSION}, path)
     if len(rows) < len(genes):
         raise LPZeroError(f"{NAME}: {len(rows)} of {len(genes)} sub-networks measured in {path}; finish the ground "
                           f"truth with `make smollm2-mlp` (it resumes)")
