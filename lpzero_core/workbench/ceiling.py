@@ -26,7 +26,8 @@ property of the benchmark, measured here without any proxy:
 3. **Held-out oracles** (:func:`oracle_rows`, where the statistics cache exists): the best single descriptor or
    baseline, the best single reduced chain (a per-site chain under a cross-site reduction), and the best weighted
    pair of those, each metric maximised on the held-out set itself — the most any score of that simple form could
-   reach there, however it was found.
+   reach there, however it was found. Without a cache, only the best single descriptor
+   (:func:`descriptor_oracle_rows`).
 
 Run: ``lpzero ceiling --benchmark flexibert`` (the oracle rows need the benchmark's complete statistics cache)
 writes ``results/<benchmark>-ceiling.csv`` (every fit), ``results/<benchmark>-ceiling.md`` (the summary) and
@@ -194,6 +195,28 @@ def _oracle(fit: str, values: dict[str, dict[str, float]], n_test: int) -> dict:
             "best": "; ".join(f"{m}: {best[m]}" for m in METRICS)}
 
 
+def _signed(name: str, sign: int) -> str:
+    return name if sign > 0 else f"−{name}"
+
+
+def _singles(scores: dict[str, np.ndarray], ids: np.ndarray, target: np.ndarray,
+             strata: np.ndarray) -> dict[str, dict[str, float]]:
+    """Held-out metrics of every score on ``ids``, with either sign (τ(−x) = −τ(x), for each metric)."""
+    values = {name: _held_out(x[ids], target, strata) for name, x in scores.items()}
+    return {_signed(name, sign): {m: sign * v[m] for m in METRICS} for name, v in values.items() for sign in (1, -1)}
+
+
+def descriptor_oracle_rows(benchmark: Benchmark) -> list[dict]:
+    """Without a statistics cache: the held-out oracle over the benchmark's descriptors alone (the free scores),
+    each metric maximised on the held-out set itself, as in :func:`oracle_rows`."""
+    ids = benchmark.heldout_ids
+    frame = pd.DataFrame([benchmark.descriptors(i) for i in range(len(benchmark))], dtype=float)
+    ranked = {name: _ranked(frame[name].to_numpy()) for name in frame}
+    values = _singles({n: r for n, r in ranked.items() if r is not None}, ids, benchmark.target[ids],
+                      benchmark.strata[ids])
+    return [_oracle("held-out oracle: one descriptor", values, len(ids))]
+
+
 def oracle_rows(cache, weights=(0.25, 0.5, 0.75), pool: int = 20) -> list[dict]:
     """Upper references on the held-out architectures of a statistics cache, each metric maximised *separately
     over the held-out set itself*: not a method (it reads held-out targets) but the most a score of the form can
@@ -204,18 +227,12 @@ def oracle_rows(cache, weights=(0.25, 0.5, 0.75), pool: int = 20) -> list[dict]:
     of each metric."""
     ids = cache.heldout_ids
     target, strata = cache.target[ids], cache.strata[ids]
-    signed = lambda name, sign: name if sign > 0 else f"−{name}"  # noqa: E731
-
-    def singles(scores: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:  # τ(−x) = −τ(x), for each metric
-        values = {name: _held_out(x[ids], target, strata) for name, x in scores.items()}
-        return {signed(name, sign): {m: sign * v[m] for m in METRICS} for name, v in values.items() for sign in (1, -1)}
-
     network, chains = network_scalars(cache), reduced_chains(cache)
-    network_values, chain_values = singles(network), singles(chains)
+    network_values, chain_values = (_singles(scores, ids, target, strata) for scores in (network, chains))
     best_chains = sorted(chains, key=lambda name: -abs(np.nan_to_num(chain_values[name]["kendall"])))[:pool]
     candidates = {**network, **{name: chains[name] for name in best_chains}}
     names = list(candidates)
-    pairs = {f"{w:g}·{signed(a, sa)} + {1 - w:g}·{signed(b, sb)}":
+    pairs = {f"{w:g}·{_signed(a, sa)} + {1 - w:g}·{_signed(b, sb)}":
              _held_out((w * sa * candidates[a] + (1 - w) * sb * candidates[b])[ids], target, strata)
              for k, a in enumerate(names) for b in names[k + 1:] for sa in (1, -1) for sb in (1, -1) for w in weights}
     return [_oracle("held-out oracle: one network scalar", network_values, len(ids)),
@@ -236,10 +253,10 @@ def _row(fit: str, scores: np.ndarray, benchmark: Benchmark, train: np.ndarray, 
 
 
 def learning_curve(benchmark: Benchmark, sizes=None, repeats: int = 5, seed: int = 0, cache=None) -> pd.DataFrame:
-    """The noise-ceiling rows, the held-out oracle rows where a statistics ``cache`` is given
-    (:func:`oracle_rows`), the forest fit on the search split (scored on the held-out set) and ``repeats``
-    random draws per training size in ``sizes`` (default ``FRACTIONS`` of the benchmark; scored on the
-    architectures not drawn). Draw r of size n uses ``numpy.random.default_rng([seed, n, r])``."""
+    """The noise-ceiling rows, the held-out oracle rows (:func:`oracle_rows` where a statistics ``cache`` is
+    given, else :func:`descriptor_oracle_rows`), the forest fit on the search split (scored on the held-out set)
+    and ``repeats`` random draws per training size in ``sizes`` (default ``FRACTIONS`` of the benchmark; scored on
+    the architectures not drawn). Draw r of size n uses ``numpy.random.default_rng([seed, n, r])``."""
     finite = np.flatnonzero(np.isfinite(benchmark.target))
     n_total = len(finite)
     sizes = sorted({max(2, int(round(f * n_total))) for f in FRACTIONS} if sizes is None else set(sizes))
@@ -249,7 +266,8 @@ def learning_curve(benchmark: Benchmark, sizes=None, repeats: int = 5, seed: int
     features = architecture_features(benchmark).to_numpy()
     search = np.intersect1d(benchmark.search_ids, finite)
     heldout = np.setdiff1d(finite, search)
-    rows = ceiling_rows(benchmark, heldout) + ([] if cache is None else oracle_rows(cache))
+    rows = ceiling_rows(benchmark, heldout) + (descriptor_oracle_rows(benchmark) if cache is None
+                                               else oracle_rows(cache))
     rows.append(_row("forest on the search split", _scores(features, benchmark, search, seed), benchmark, search,
                      heldout, 0))
     for n in sizes:
