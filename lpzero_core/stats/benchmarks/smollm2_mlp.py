@@ -269,7 +269,8 @@ def load(variant: str | None = None, path: Path = ROWS) -> SmolLM2Benchmark:
     if len(rows) < len(genes):
         raise LPZeroError(f"{NAME}: {len(rows)} of {len(genes)} sub-networks measured in {path}; finish the ground "
                           f"truth with `make smollm2-mlp` (it resumes)")
-    widths = [[channels.widths(SMOLLM2_SHAPE.intermediate)[g] for g in gene] for gene in genes]
+    allowed = channels.widths(SMOLLM2_SHAPE.intermediate)
+    widths = [[allowed[g] for g in gene] for gene in genes]
     return SmolLM2Benchmark(
         name=NAME, variant=variant, arch_keys=[str(i) for i in rows["id"]],
         configs=[{"genes": list(g), "widths": w} for g, w in zip(genes, widths)],
