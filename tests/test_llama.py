@@ -6,7 +6,6 @@ by the code (about 15 s on one thread) and cached under ``data/cache`` (or ``$LP
 thread here: on a busy two-core machine that is many times faster than two contending threads.
 """
 import importlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,6 @@ from lpzero_core.search.proxy import Proxy
 from lpzero_core.stats.extract import torch_threads
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = ROOT / "notebooks" / "04_llama_downstream.ipynb"
 HIDDEN, INTERMEDIATE, LAYERS, VOCAB = 32, 64, 3, 128
 VARIANTS = ["full", "proxy", "uniform", "magnitude", "random-1"]
 
@@ -315,24 +313,6 @@ def test_tiny_end_to_end_table(tiny_run):
     written = pd.read_csv(out / "llama_downstream.csv")
     pd.testing.assert_frame_equal(written, table, check_dtype=False)
     assert "| proxy" in (out / "llama_downstream.md").read_text()
-
-
-def test_notebook_04_runs_under_papermill(tmp_path, tiny_run):
-    """The notebook with the end-to-end search settings and 10 examples per task: same search, same table rows."""
-    papermill = pytest.importorskip("papermill")
-    out = tmp_path / "out"
-    papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "04.ipynb"), kernel_name="python3",
-                               progress_bar=False, cwd=str(ROOT),
-                               parameters={"population": 6, "iterations": 10, "n_random": 1, "limit": 10,
-                                           "threads": 1, "output_dir": str(out)})
-    cells = json.loads(NOTEBOOK.read_text())["cells"]
-    assert [c for c in cells if "parameters" in c["metadata"].get("tags", [])] and not any(
-        c.get("outputs") for c in cells if c["cell_type"] == "code"), "one parameters cell, committed without outputs"
-    table = pd.read_csv(out / "llama_downstream.csv")
-    assert list(table["variant"]) == VARIANTS
-    assert (out / "llama_downstream.md").is_file() and (out / "llama_downstream.png").is_file()
-    search_columns = ["variant", "widths", "mlp_fraction", "params", "proxy"]  # same seed, same cached model
-    pd.testing.assert_frame_equal(table[search_columns], tiny_run[0][search_columns], check_dtype=False)
 
 
 def test_conclusion_is_read_from_the_table():

@@ -3,10 +3,11 @@ benchmarks.smollm2_mlp).
 
 Channel rules and slicing run on small random LLaMAs (with and without MLP biases), the measurement on the tiny
 BBC-trained LLaMA of :func:`lpzero_core.llama.tiny_model` (cached after its first training). Only the ``slow``
-test loads the real 135 M parent: it rebuilds one committed row on 4 of its 64 windows (about a minute on a
-loaded two-core machine: loading and de-quantising the GGUF dominates).
+tests load the real 135 M parent: one rebuilds a committed row on 4 of its 64 windows (about a minute on a loaded
+two-core machine: loading and de-quantising the GGUF dominates), one runs notebook 04 with small settings.
 """
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -351,3 +352,93 @@ def test_a_baseline_missing_from_some_architecture_files_is_left_out_of_the_cach
                 "target_name": "t", "strata": ["a", "a"], "search_ids": [0], "settings": {}}
     cache = StatsCache.from_arrays(manifest, [(table, metas[0]), (table, metas[1])])
     assert list(cache.baselines.columns) == ["snip"]
+
+
+# -- downstream on the benchmark's parent -----------------------------------------------------------------------
+def test_downstream_guide_scores_a_subnetwork_as_the_benchmark_extraction_does(tiny_parent, monkeypatch):
+    """A space ranking channels as the benchmark does materialises the benchmark's sub-network, and the guide's
+    value is the extraction's (proxy inputs, linear rows with the extraction seed); one-batch loss = the baseline."""
+    from lpzero_core.llama import SubnetSpace, downstream
+    from lpzero_core.llama.search import DEFAULT_PROXY, ONE_BATCH_LOSS
+    from lpzero_core.search.proxy import Proxy
+    from lpzero_core.stats import baselines, extract
+
+    bench = tiny_benchmark(tiny_parent, monkeypatch)
+    calibration = parents.calibration_batch(smollm2_mlp.smollm2_parent()[1], batch_size=2, seq_len=32, seed=0)
+    space = SubnetSpace(tiny_parent.model, rule="activation", calibration=calibration)
+    batch = bench.batch(seed=3)
+    proxy = Proxy.parse(DEFAULT_PROXY)
+    inputs = extract.keep_linear_rows(extract.proxy_inputs(bench, bench.build(1), batch), 0.25, 3)
+    value = downstream.benchmark_guide(bench, space, DEFAULT_PROXY, seed=3)(bench.genes(1))
+    assert value == pytest.approx(proxy.score_tensors(inputs), rel=1e-9)
+    full_rows = proxy.score_tensors(extract.proxy_inputs(bench, bench.build(1), batch))
+    assert value != pytest.approx(full_rows, rel=1e-6)  # the rows were subsampled
+    scores, _ = baselines.compute(bench, 1, batch, names=["one_batch_loss"])
+    loss = downstream.benchmark_guide(bench, space, ONE_BATCH_LOSS, seed=3)(bench.genes(1))
+    assert loss == pytest.approx(scores["one_batch_loss"], rel=1e-6)
+
+
+def test_downstream_reads_committed_rows_on_a_window_subset():
+    from lpzero_core.llama import downstream
+
+    assert downstream.window_subset(16).tolist() == list(range(0, 64, 4))
+    for bad in (0, 5, 65):
+        with pytest.raises(LPZeroError, match="divisor of 64") as excinfo:
+            downstream.window_subset(bad)
+        assert_one_line(excinfo)
+    nll = {(0, 0): np.full(64, 2.0), (0, 1): np.arange(64.0), (1, 1): np.full(64, 9.0)}
+    rows = pd.DataFrame({"id": [0, 1, 2], "genes": ["0,0", "0,1", "1,1"], "widths": ["8,8", "8,6", "6,6"],
+                         "mlp_fraction": [1.0, 0.875, 0.75],
+                         "nll_windows": [";".join(repr(float(x)) for x in v) for v in nll.values()]})
+    indices = downstream.window_subset(4)
+    known = downstream.measured_nll(rows, indices)
+    np.testing.assert_array_equal(known[(0, 1)], [0.0, 16.0, 32.0, 48.0])
+    row, genes = downstream.best_measured(rows, known, 0.875, tokens=10)
+    assert genes == (0, 1) and row["ppl"] == pytest.approx(np.exp(96 / 40)) and "row 1 (best of 1)" in row["source"]
+    with pytest.raises(LPZeroError, match="no benchmark row"):
+        downstream.best_measured(rows, known, 0.6, tokens=10)
+
+
+def test_downstream_verdict_compares_each_search_with_the_rules_and_the_best_row():
+    from lpzero_core.llama import downstream
+
+    ppl = {"search:a": 60.0, "search:b": 80.0, "uniform": 70.0, "greedy": 90.0, "owl": 65.0, "flap": 75.0,
+           "random (mean)": 100.0, "benchmark best": 58.0}
+    table = pd.DataFrame([{"budget": 1.0, "method": "full parent", "ppl": 35.0}]
+                         + [{"budget": 0.75, "method": m, "ppl": v} for m, v in ppl.items()])
+    verdict = downstream.verdict(table).set_index("method")
+    assert verdict.loc["search:a", "le_uniform"] and verdict.loc["search:a", "le_every_rule"]
+    assert verdict.loc["search:a", "within_5%_of_best"] and verdict.loc["search:a", "best_rule"] == "owl"
+    assert verdict.loc["search:b", "vs_uniform"] == pytest.approx(80 / 70)
+    assert not verdict.loc["search:b", "le_every_rule"] and not verdict.loc["search:b", "within_5%_of_best"]
+    assert verdict.loc["search:a", "vs_random_mean"] == pytest.approx(0.6)
+
+
+@pytest.mark.slow
+def test_notebook_04_runs_on_the_real_parent(tmp_path):
+    """Loads SmolLM2: notebook 04 with one budget, one window, tiny searches and no cloze writes its table and
+    figure; every chosen allocation fits the budget; the rows present in the benchmark are read, not measured."""
+    import json
+
+    papermill = pytest.importorskip("papermill")
+    root = Path(__file__).resolve().parents[1]
+    notebook = root / "notebooks" / "04_llama_downstream.ipynb"
+    cells = json.loads(notebook.read_text())["cells"]
+    assert [c for c in cells if "parameters" in c["metadata"].get("tags", [])] and not any(
+        c.get("outputs") for c in cells if c["cell_type"] == "code"), "one parameters cell, committed without outputs"
+    papermill.execute_notebook(str(notebook), str(tmp_path / "04.ipynb"), kernel_name="python3",
+                               progress_bar=False, cwd=str(root),
+                               parameters={"budgets": [0.75], "windows": 1, "n_random": 1, "population": 2,
+                                           "iterations": 1, "cloze": False, "threads": 2,
+                                           "output_dir": str(tmp_path), "figures_dir": str(tmp_path)})
+    table = pd.read_csv(tmp_path / "smollm2-downstream.csv")
+    assert (tmp_path / "smollm2_downstream.png").is_file() and (tmp_path / "smollm2-downstream.md").is_file()
+    methods = set(table["method"])
+    assert {"full parent", "search:lpzero_gpt2", "search:one_batch_loss", "uniform", "greedy", "owl", "flap",
+            "random-1", "random (mean)", "benchmark best"} <= methods
+    assert (table.loc[table["budget"] < 1, "mlp_fraction"] <= 0.75 + 1e-9).all()
+    uniform = table.set_index("method").loc["uniform"]
+    rows = smollm2_mlp.read_rows().set_index("id")
+    assert uniform["source"] == "benchmark row"  # uniform 75 % is row 2: its first window read, not measured
+    first = float(rows.loc[2, "nll_windows"].split(";")[0])
+    assert uniform["ppl"] == pytest.approx(np.exp(first / (smollm2_mlp.SEQ_LEN - 1)), rel=1e-12)

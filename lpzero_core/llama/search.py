@@ -38,7 +38,8 @@ Evolution (steady state, like LPZero's GP; ``rng = numpy.random.default_rng`` of
   otherwise the worst member leaves and the offspring joins (``replace_worst``; the best is never lost);
 * fitness = proxy value (higher is better; a non-finite value counts as −inf), each configuration scored once;
   the guide :data:`ONE_BATCH_LOSS` instead scores a sub-network by its calibration-batch loss, negated (the
-  cheapest data-driven score, forward only).
+  cheapest data-driven score, forward only); a guide that is a function of the genes is called as is (the
+  downstream comparison scores proxies as a benchmark does: ``llama.downstream.benchmark_guide``).
 Because the uniform configuration starts in the population, the result's proxy value is never below uniform's.
 
 Baselines (same budget): ``uniform`` (the widest single width that fits), ``magnitude`` (from the full model,
@@ -70,11 +71,6 @@ from lpzero_core.stats.benchmarks.base import Sites
 DEFAULT_PROXY = str(RELEASED["lpzero_gpt2"])
 #: the search guide that is no proxy: the sub-network's loss on the calibration batch, negated
 ONE_BATCH_LOSS = "one_batch_loss"
-
-
-def needed_inputs(proxy: Proxy) -> set[str]:
-    """The inputs the proxy's live (not disconnected) branches read."""
-    return {proxy.inputs[k] for k in (0, 1) if not proxy.dropped(k)}
 
 
 class ProxyProtocol:
@@ -120,9 +116,10 @@ def _attention(implementation: str | None, model: nn.Module):
         model.set_attn_implementation(before)
 
 
-def guide(proxy: Proxy | str) -> Proxy | str:
-    """What a search maximises: a proxy (its text is parsed) or :data:`ONE_BATCH_LOSS`."""
-    return proxy if isinstance(proxy, Proxy) or proxy == ONE_BATCH_LOSS else Proxy.parse(proxy)
+def guide(proxy):
+    """What a search maximises: a proxy (its text is parsed), :data:`ONE_BATCH_LOSS`, or a function of the genes
+    (kept as is)."""
+    return proxy if callable(proxy) or isinstance(proxy, Proxy) or proxy == ONE_BATCH_LOSS else Proxy.parse(proxy)
 
 
 def score(space: SubnetSpace, genes, proxy: Proxy | str, input_ids: torch.Tensor) -> float:
@@ -132,7 +129,7 @@ def score(space: SubnetSpace, genes, proxy: Proxy | str, input_ids: torch.Tensor
     if proxy == ONE_BATCH_LOSS:
         with torch.no_grad():
             return -float(ProxyProtocol.loss(sub, input_ids))
-    return proxy.score_tensors(proxy_inputs(sub, input_ids, needed_inputs(proxy)))
+    return proxy.score_tensors(proxy_inputs(sub, input_ids, proxy.live_inputs()))
 
 
 # -- budget ---------------------------------------------------------------------------------------------------
@@ -208,9 +205,10 @@ class SearchResult:
     history: pd.DataFrame
 
 
-def search(space: SubnetSpace, proxy: Proxy | str, input_ids: torch.Tensor, budget: Budget,
+def search(space: SubnetSpace, proxy, input_ids: torch.Tensor, budget: Budget,
            population: int = 8, iterations: int = 16, seed: int = 0) -> SearchResult:
-    """Steady-state evolution maximising the proxy under the budget (see the module docstring)."""
+    """Steady-state evolution maximising the proxy under the budget (see the module docstring); ``proxy`` is
+    anything :func:`guide` takes (a function of the genes is called as is, ``input_ids`` then unused)."""
     if population < 2 or iterations < 0:
         raise LPZeroError(f"search needs population >= 2 and iterations >= 0, got {population} and {iterations}")
     proxy = guide(proxy)
@@ -219,7 +217,7 @@ def search(space: SubnetSpace, proxy: Proxy | str, input_ids: torch.Tensor, budg
 
     def fitness(genes):
         if genes not in scores:
-            value = score(space, genes, proxy, input_ids)
+            value = proxy(genes) if callable(proxy) else score(space, genes, proxy, input_ids)
             scores[genes] = value if np.isfinite(value) else -np.inf
         return scores[genes]
 

@@ -127,6 +127,10 @@ class Proxy:
         """Whether branch ``k`` contains ``disconnect`` (and so is dropped)."""
         return "disconnect" in self.ops[k]
 
+    def live_inputs(self) -> set[str]:
+        """The inputs the live (not dropped) branches read: all a model must provide to be scored."""
+        return {self.inputs[k] for k in (0, 1) if not self.dropped(k)}
+
     def _branch_formula(self, k: int) -> str:
         text = INPUT_SYMBOL[self.inputs[k]]
         for name in self.ops[k]:

@@ -208,6 +208,17 @@ def _extract_one(config, i, device):
     return tables, samples, meta
 
 
+def proxy_value(benchmark: Benchmark, model: torch.nn.Module, batch, proxy, seed: int = 0) -> float:
+    """``proxy``'s value on one model as the extraction's statistics give it: the inputs it reads
+    (``proxy_inputs``) on ``batch``, restricted to the benchmark's linear rows (``keep_linear_rows`` with the
+    extraction ``seed``) where it reads a fraction of them, then ``Proxy.score_tensors``. For a model that the
+    benchmark's ``build`` would make, this is the value the cached statistics give (to rounding)."""
+    inputs = proxy_inputs(benchmark, model, batch, proxy.live_inputs())
+    if benchmark.linear_rows < 1:
+        inputs = keep_linear_rows(inputs, benchmark.linear_rows, seed)
+    return proxy.score_tensors(inputs)
+
+
 def keep_linear_rows(inputs: dict[str, list[torch.Tensor]], fraction: float, seed: int) -> dict:
     """``inputs`` with each linear site's ``weight`` and ``grad`` restricted to the same ⌈fraction·n⌉ of its n rows:
     for site k, the first of ``torch.randperm(n)`` under a generator seeded ``seeds.row_seed(seed, k)``, in

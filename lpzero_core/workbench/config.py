@@ -182,29 +182,26 @@ class Plots(_Cache):
     figures_dir: PathText = "figures"
 
 
-class Llama(BaseModel):
-    """Notebook 04's parameters (``llama.evaluate.run``); kept flat so that the notebook's cell maps onto it."""
+class Downstream(BaseModel):
+    """Notebook 04's parameters (``llama.downstream.smollm2``); kept flat so that the notebook's cell maps onto it."""
 
     model_config = _STRICT
-    model: str = "tiny"
-    budget: Annotated[float, Field(gt=0, le=1)] = 0.75
-    budget_of: Literal["mlp", "total"] = "mlp"
+    proxies: dict[str, str] = {}
+    budgets: list[Annotated[float, Field(gt=0, le=1)]] = [0.75, 0.625]
+    windows: Positive = 16
+    n_random: Count = 10
     population: Annotated[int, Field(ge=2)] = 8
     iterations: Count = 16
-    n_random: Count = 1
-    tasks: list[str] | None = None
-    limit: Annotated[int, Field(ge=1)] | Annotated[float, Field(gt=0, le=1)] | None = None
-    tiny_steps: Count = 200
-    lora_steps: Count = 0
+    cloze: bool = True
     seed: Count = 0
-    device: str = "cpu"
-    threads: Positive | None = None
+    threads: Positive | None = 2
     output_dir: PathText = "runs/llama_downstream"
+    figures_dir: PathText = "runs/llama_downstream"
 
 
 #: each notebook's parameters (file stem → schema)
 NOTEBOOKS = {"00_explore": Explore, "01_extract_statistics": Extract, "02_search_proxy": Search,
-             "03_correlation_plots": Plots, "04_llama_downstream": Llama}
+             "03_correlation_plots": Plots, "04_llama_downstream": Downstream}
 #: names a Jupyter kernel puts into a notebook's namespace by itself
 _KERNEL_NAMES = {"In", "Out", "get_ipython", "exit", "quit", "open"}
 

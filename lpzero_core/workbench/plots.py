@@ -350,6 +350,37 @@ def llama_headline(summary: pd.DataFrame, title: str = "") -> plt.Figure:
     return fig
 
 
+def downstream_budgets(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Held-out perplexity (log axis) against the MLP budget, one line per method of a ``llama.downstream``
+    table (``budget, method, ppl``): the searches in red shades, the rules in blue shades, the random allocations
+    as their mean and best (grey), the benchmark's best measured row (black, dotted) and the full parent (a
+    horizontal line)."""
+    methods = [m for m in dict.fromkeys(table["method"]) if not m.startswith("random-") and m != "full parent"]
+    searches = [m for m in methods if m.startswith("search:")]
+    reds, blues = sns.color_palette("Reds_r", len(searches) + 2), sns.color_palette("Blues_r", 6)
+    style = {m: {"color": reds[k], "marker": "o", "lw": 1.8} for k, m in enumerate(searches)}
+    style |= {m: {"color": blues[k], "marker": "s", "lw": 1.2} for k, m in enumerate(("uniform", "greedy", "owl",
+                                                                                     "flap"))}
+    style |= {"random (mean)": {"color": "#7f7f7f", "marker": "x", "lw": 1.0, "ls": "--"},
+              "random (best)": {"color": "#7f7f7f", "marker": "^", "lw": 1.0},
+              "benchmark best": {"color": "black", "marker": "*", "lw": 1.0, "ls": ":"}}
+    with _style():
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        for method in methods:
+            rows = table[table["method"] == method].sort_values("budget")
+            ax.plot(rows["budget"], rows["ppl"], label=method, **style.get(method, {"marker": "o"}))
+        full = table[table["method"] == "full parent"]
+        if len(full):
+            ax.axhline(float(full["ppl"].iloc[0]), color="#2ca02c", lw=1, ls="--", label="full parent")
+        ax.set_yscale("log")
+        ax.set_xlabel("MLP budget (kept fraction of the MLP parameters)")
+        ax.set_ylabel("held-out perplexity (lower is better)")
+        ax.set_title(title or "Allocations of the MLP widths at each budget")
+        ax.legend(loc="best", fontsize=8, ncol=2)
+        fig.tight_layout()
+    return fig
+
+
 # -- search modes ---------------------------------------------------------------------------------------------------
 def mode_comparison(seeds: pd.DataFrame, table: pd.DataFrame, reference: tuple[str, ...] = ("n_layers_hidden",),
                     title: str = "") -> plt.Figure:

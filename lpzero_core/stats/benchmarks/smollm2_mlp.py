@@ -43,7 +43,7 @@ k = 0..4 in turn, :data:`SEARCH_PER_STRATUM` = 10 of the sampled ids with that g
   seed draws nothing), with eager attention and the generic taps of :mod:`~lpzero_core.stats.benchmarks.hf`; its
   proxy sites are the generic Hugging Face ones (act = the MLP's SiLU, head = ``q_proj``, softmax = the attention
   probabilities, weight / grad = every block linear, jacobian = d loss / d token embeddings).
-* The proxy batch: :data:`PROXY_BATCH` × :data:`PROXY_SEQ_LEN` = 4 × 128 train-split tokens
+* The proxy batch: :data:`PROXY_BATCH` × :data:`PROXY_SEQ_LEN` = 2 × 128 train-split tokens
   (:func:`~lpzero_core.stats.parents.calibration_batch` with the extraction seed); loss = the causal-LM loss.
   The baseline ``one_batch_loss`` is that loss, negated.
 * Statistics budget: ``linear_rows`` = :data:`LINEAR_ROWS` = 1/16: weight and grad read a seeded sixteenth of
@@ -291,8 +291,14 @@ class SmolLM2Benchmark(Benchmark):
 
     def build(self, i: int, seed: int = 0) -> nn.Module:
         """Sub-network ``i`` of the pretrained parent: its weights are the parent's (``seed`` draws nothing)."""
-        model = smollm2(self.variant).subnetwork(self.genes(i))
-        model.set_attn_implementation("eager")  # the copy's own config: the parent keeps its attention
+        return self.prepare(smollm2(self.variant).subnetwork(self.genes(i)))
+
+    @staticmethod
+    def prepare(model: nn.Module) -> nn.Module:
+        """A sliced sub-network made ready for the proxy pass as ``build`` makes it: eager attention (on the copy's
+        own config: the parent keeps its attention), the generic taps, eval mode. The downstream search scores
+        allocations outside the design this way."""
+        model.set_attn_implementation("eager")
         return hf.add_taps(model).eval()
 
     def batch(self, batch_size: int | None = None, seq_len: int | None = None,
