@@ -14,7 +14,7 @@ endif
 # took 10.3 minutes from a fresh clone on 2 cores; DEMO_ARCHS=500 is the full benchmark (15.5 min measured from a fresh clone).
 DEMO_ARCHS ?= 300
 
-.PHONY: venv test demo example bench extract smollm2-mlp lab paper results ceiling lpzero-batch clean-cache
+.PHONY: venv test demo example bench extract smollm2-mlp downstream lab paper results ceiling lpzero-batch clean-cache
 
 venv: $(VENV)/.installed
 
@@ -96,6 +96,15 @@ paper: venv
 	    $(BIN)/papermill -k python3 --log-level WARNING notebooks/$$nb.ipynb runs/paper/$$b/$$nb.ipynb \
 	      -p benchmark $$b $(PAPER_FLAGS); \
 	  done; done
+
+# Notebook 04 on the real parent (SmolLM2-135M, offline): the downstream table results/smollm2-downstream.csv|md
+# and figures/smollm2_downstream.png|pdf; the executed copy in runs/paper/04_llama_downstream.ipynb. It reads the
+# committed smollm2-mlp rows (nothing is rebuilt). DOWNSTREAM_FLAGS adds papermill parameters, e.g. "-p windows 64".
+DOWNSTREAM_FLAGS ?=
+downstream: venv
+	@mkdir -p runs/paper
+	$(BIN)/papermill -k python3 --log-level WARNING notebooks/04_llama_downstream.ipynb \
+	  runs/paper/04_llama_downstream.ipynb -p output_dir results -p figures_dir figures $(DOWNSTREAM_FLAGS)
 
 # LPZero's released FlexiBERT proxy at growing batches vs LPZero's published values (results/flexibert-lpzero-batch*,
 # figures/flexibert_lpzero_batch.*). LPZERO_BATCH_FLAGS: e.g. "--device cuda" (all four batches), or on a CPU

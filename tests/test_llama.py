@@ -20,7 +20,6 @@ from lpzero_core.llama import (
     Budget,
     SubnetSpace,
     build_local_tasks,
-    conclusion,
     evaluate,
     load_model,
     lora_recover,
@@ -313,14 +312,3 @@ def test_tiny_end_to_end_table(tiny_run):
     written = pd.read_csv(out / "llama_downstream.csv")
     pd.testing.assert_frame_equal(written, table, check_dtype=False)
     assert "| proxy" in (out / "llama_downstream.md").read_text()
-
-
-def test_conclusion_is_read_from_the_table():
-    summary = pd.DataFrame({"variant": ["full", "proxy", "uniform", "magnitude"],
-                            "widths": ["w0", "w1", "w2", "w3"], "proxy": [1.0, 0.5, 0.4, 0.3],
-                            "accuracy": [0.2] * 4, "perplexity": [10.0, 12.0, 11.0, 11.5]})
-    text = conclusion(summary, 0.75)
-    assert "widths `w1`; uniform is `w2`" in text
-    assert "proxy-chosen 0.5 vs uniform 0.4 (better); best pruned variant: `proxy`" in text
-    assert "proxy-chosen 12 vs uniform 11 (not better); best pruned variant: `uniform` (11)" in text
-    assert "(full model 10)" in text and "every pruned variant scores 0.2" in text

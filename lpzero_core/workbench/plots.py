@@ -328,28 +328,6 @@ def batch_curve(table: pd.DataFrame, title: str = "") -> plt.Figure:
 
 
 # -- LLaMA downstream ---------------------------------------------------------------------------------------------
-def llama_headline(summary: pd.DataFrame, title: str = "") -> plt.Figure:
-    """Per variant (``llama.headline``'s rows): proxy value, word perplexity and mean accuracy, side by side;
-    the full model in grey, the pruned variants in blue."""
-    panels = (("proxy", "proxy value (higher: preferred)"), ("perplexity", "word perplexity (lower: better)"),
-              ("accuracy", "mean accuracy"))
-    colors = ["#7f7f7f" if v == "full" else "#1f77b4" for v in summary["variant"]]
-    with _style():
-        fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
-        for ax, (column, label) in zip(axes, panels):
-            values = summary[column].to_numpy(float)
-            ax.bar(summary["variant"], values, color=colors)
-            ax.set_title(label)
-            ax.tick_params(axis="x", rotation=45)
-            if np.isfinite(values).any():
-                low, high = np.nanmin(values), np.nanmax(values)
-                pad = 0.5 * (high - low) or 0.05 * abs(high) or 1.0
-                ax.set_ylim(low - pad, high + pad)
-        fig.suptitle(title or "LLaMA sub-networks chosen under one parameter budget")
-        fig.tight_layout()
-    return fig
-
-
 def downstream_budgets(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """Held-out perplexity (log axis) against the MLP budget, one line per method of a ``llama.downstream``
     table (``budget, method, ppl``): the searches in red shades, the rules in blue shades, the random allocations
