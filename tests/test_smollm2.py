@@ -373,6 +373,10 @@ def test_downstream_guide_scores_a_subnetwork_as_the_benchmark_extraction_does(t
     assert value == pytest.approx(proxy.score_tensors(inputs), rel=1e-9)
     full_rows = proxy.score_tensors(extract.proxy_inputs(bench, bench.build(1), batch))
     assert value != pytest.approx(full_rows, rel=1e-6)  # the rows were subsampled
+    grad_only = extract.proxy_inputs(bench, bench.build(1), batch, {"grad", "act"})
+    act_only = extract.proxy_inputs(bench, bench.build(1), batch, {"act"})
+    assert torch.equal(extract.keep_linear_rows(grad_only, 0.25, 3)["grad"][5], inputs["grad"][5])
+    assert extract.keep_linear_rows(act_only, 0.25, 3) is act_only  # nothing linear to subsample
     scores, _ = baselines.compute(bench, 1, batch, names=["one_batch_loss"])
     loss = downstream.benchmark_guide(bench, space, ONE_BATCH_LOSS, seed=3)(bench.genes(1))
     assert loss == pytest.approx(scores["one_batch_loss"], rel=1e-6)

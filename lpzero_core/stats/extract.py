@@ -225,8 +225,11 @@ def keep_linear_rows(inputs: dict[str, list[torch.Tensor]], fraction: float, see
     ascending order (``Benchmark.linear_rows``). The rows depend on the site and its size only, not on the
     architecture: a tensor that architectures share (the attention weights of one parent's sub-networks) keeps
     the same rows, hence the same statistics, in each."""
+    linear = inputs.get("weight") or inputs.get("grad")  # the same shapes; a proxy may read only one or neither
+    if not linear:
+        return inputs
     kept = [torch.randperm(len(w), generator=torch.Generator().manual_seed(row_seed(seed, k)))
-            [:math.ceil(fraction * len(w))].sort().values for k, w in enumerate(inputs["weight"])]
+            [:math.ceil(fraction * len(w))].sort().values for k, w in enumerate(linear)]
     return {**inputs, **{x: [t[rows.to(t.device)] for t, rows in zip(inputs[x], kept)]
                          for x in ("weight", "grad") if x in inputs}}
 
