@@ -93,17 +93,21 @@ def cloze_accuracy(space: SubnetSpace, genes, tokenizer, seed: int = 0) -> float
 
 def compare(space: SubnetSpace, calibration: torch.Tensor, windows: torch.Tensor, guides: dict,
             budgets=BUDGETS, n_random: int = 10, population: int = 8, iterations: int = 16, seed: int = 0,
-            known: dict | None = None, tokenizer=None) -> pd.DataFrame:
+            known: dict | None = None, tokenizer=None, progress: bool = False) -> pd.DataFrame:
     """One row per budget and method: ``budget, method, widths, mlp_fraction, ppl, choose_s, eval_s, source``
     (and ``cloze_acc`` with a ``tokenizer``; module docstring), plus per budget the summary rows
     ``random (mean)`` (mean perplexity of the random allocations) and ``random (best)``. ``known``: per-window
-    NLLs on ``windows`` of allocations measured before, by genes."""
+    NLLs on ``windows`` of allocations measured before, by genes. ``progress``: a bar per budget over the
+    allocations evaluated."""
+    from tqdm.auto import tqdm
+
     known, tokens = known or {}, windows.shape[1] - 1
     rows = []
     for limit in budgets:
         budget = Budget(space, limit)
-        for method, (genes, seconds) in choose(space, budget, calibration, guides, n_random, population,
-                                               iterations, seed).items():
+        chosen = choose(space, budget, calibration, guides, n_random, population, iterations, seed)
+        for method, (genes, seconds) in tqdm(chosen.items(), desc=f"budget {limit:g}: evaluate", unit="allocation",
+                                             disable=not progress):
             start = time.perf_counter()
             nll = known.get(tuple(genes))
             source = "benchmark row" if nll is not None else "measured"
@@ -171,7 +175,7 @@ def best_measured(rows: pd.DataFrame, known: dict, limit: float, tokens: int) ->
 
 
 def smollm2(proxies: dict, budgets=BUDGETS, windows: int = 16, n_random: int = 10, population: int = 8,
-            iterations: int = 16, seed: int = 0, cloze: bool = True) -> pd.DataFrame:
+            iterations: int = 16, seed: int = 0, cloze: bool = True, progress: bool = True) -> pd.DataFrame:
     """:func:`compare` on the SmolLM2 parent of ``smollm2-mlp`` (module docstring), each entry of ``proxies``
     (``{name: proxy text | ONE_BATCH_LOSS}``) a search guide scored as the benchmark scores it, plus the
     ``benchmark best`` row per budget and the full parent's row (``budget`` 1.0)."""
@@ -185,7 +189,7 @@ def smollm2(proxies: dict, budgets=BUDGETS, windows: int = 16, n_random: int = 1
     known = measured_nll(rows, indices)
     guides = {name: benchmark_guide(benchmark, space, how, seed) for name, how in proxies.items()}
     table = compare(space, calibration, held, guides, budgets, n_random, population, iterations, seed, known,
-                    tokenizer if cloze else None)
+                    tokenizer if cloze else None, progress)
     tokens = held.shape[1] - 1
     full = {"budget": 1.0, "method": "full parent", "widths": space.describe(space.full), "mlp_fraction": 1.0,
             "ppl": parents.perplexity(known[space.full], tokens), "choose_s": np.nan, "eval_s": 0.0,

@@ -343,7 +343,7 @@ def downstream_budgets(table: pd.DataFrame, title: str = "") -> plt.Figure:
               "random (best)": {"color": "#7f7f7f", "marker": "^", "lw": 1.0},
               "benchmark best": {"color": "black", "marker": "*", "lw": 1.0, "ls": ":"}}
     with _style():
-        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        fig, ax = plt.subplots(figsize=(8.2, 4.2))
         for method in methods:
             rows = table[table["method"] == method].sort_values("budget")
             ax.plot(rows["budget"], rows["ppl"], label=method, **style.get(method, {"marker": "o"}))
@@ -354,7 +354,7 @@ def downstream_budgets(table: pd.DataFrame, title: str = "") -> plt.Figure:
         ax.set_xlabel("MLP budget (kept fraction of the MLP parameters)")
         ax.set_ylabel("held-out perplexity (lower is better)")
         ax.set_title(title or "Allocations of the MLP widths at each budget")
-        ax.legend(loc="best", fontsize=8, ncol=2)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
         fig.tight_layout()
     return fig
 
