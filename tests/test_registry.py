@@ -102,3 +102,12 @@ def test_synthetic_through_the_same_door(tmp_path):
         benchmarks.get("synthetic")
     with pytest.raises(LPZeroError, match="unexpected options"):
         open_cache("flexibert", n_archs=3)
+
+
+def test_the_cli_names_every_registered_benchmark():
+    """The CLI keeps its names without importing the registry (start-up stays light); they must agree, or
+    `lpzero results` would skip a registered benchmark's README blocks."""
+    from lpzero_core.stats.benchmarks import REGISTRY
+    from lpzero_core.workbench.cli import BENCHMARK_NAMES
+
+    assert BENCHMARK_NAMES == tuple(REGISTRY)

@@ -16,7 +16,7 @@ from pathlib import Path
 from lpzero_core.errors import LPZeroError
 from lpzero_core.files import atomic_write_text, non_regular
 
-BENCHMARK_NAMES = ("flexibert", "gpt2-wt103", "synthetic")
+BENCHMARK_NAMES = ("flexibert", "gpt2-wt103", "synthetic", "smollm2-mlp")  # = stats.benchmarks.REGISTRY (a test checks)
 #: fewer held-out architectures than this: the printed table gets a warning (rank correlations are then noise)
 MIN_HELDOUT = 10
 #: seconds to reach a Dask scheduler given by --scheduler
