@@ -199,12 +199,12 @@ def test_committed_rows_regenerate_on_four_windows():
     if rows.empty:
         pytest.skip("no committed rows yet")
     row = rows.iloc[0]
-    genes = tuple(int(g) for g in row["genes"].split(","))
+    genes = smollm2_mlp.parse_genes(row["genes"])
+    assert smollm2_mlp.genes_text(genes) == row["genes"]
     rebuilt = smollm2_mlp.measure(smollm2_mlp.smollm2(row["rule"]), int(row["id"]), genes, windows=[0, 1, 2, 3])
-    committed = np.array([float(x) for x in row["nll_windows"].split(";")[:4]])
+    committed = smollm2_mlp.parse_nll_windows(row["nll_windows"])[:4]
     assert rebuilt["parent_sha256"] == row["parent_sha256"]
-    np.testing.assert_allclose(np.array([float(x) for x in rebuilt["nll_windows"].split(";")]), committed,
-                               rtol=1e-9)
+    np.testing.assert_allclose(smollm2_mlp.parse_nll_windows(rebuilt["nll_windows"]), committed, rtol=1e-9)
 
 
 def test_halves_reports_overall_and_within_strata_rank_correlation():

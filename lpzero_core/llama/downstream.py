@@ -155,8 +155,8 @@ def window_subset(n: int, total: int = smollm2_mlp.WINDOWS) -> np.ndarray:
 
 def measured_nll(rows: pd.DataFrame, indices: np.ndarray) -> dict[tuple[int, ...], np.ndarray]:
     """Per-window NLLs on the windows ``indices`` of every committed benchmark row, by genes."""
-    return {tuple(int(g) for g in row.genes.split(",")):
-            np.array([float(x) for x in row.nll_windows.split(";")])[indices] for row in rows.itertuples()}
+    return {smollm2_mlp.parse_genes(row.genes): smollm2_mlp.parse_nll_windows(row.nll_windows)[indices]
+            for row in rows.itertuples()}
 
 
 def best_measured(rows: pd.DataFrame, known: dict, limit: float, tokens: int) -> tuple[dict, tuple[int, ...]]:
@@ -165,13 +165,13 @@ def best_measured(rows: pd.DataFrame, known: dict, limit: float, tokens: int) ->
     near = rows[(rows.mlp_fraction <= limit + 1e-9) & (rows.mlp_fraction > limit - NEAR)]
     if near.empty:
         raise LPZeroError(f"no benchmark row has an MLP fraction in ({limit - NEAR:g}, {limit:g}]")
-    ppl = {row.id: parents.perplexity(known[tuple(int(g) for g in row.genes.split(","))], tokens)
+    ppl = {row.id: parents.perplexity(known[smollm2_mlp.parse_genes(row.genes)], tokens)
            for row in near.itertuples()}
     best = near.set_index("id").loc[min(ppl, key=ppl.get)]
     row = {"budget": limit, "method": "benchmark best", "widths": best.widths, "mlp_fraction": best.mlp_fraction,
            "ppl": ppl[best.name], "choose_s": np.nan, "eval_s": 0.0,
            "source": f"benchmark row {best.name} (best of {len(near)})"}
-    return row, tuple(int(g) for g in best.genes.split(","))
+    return row, smollm2_mlp.parse_genes(best.genes)
 
 
 def smollm2(proxies: dict, budgets=BUDGETS, windows: int = 16, n_random: int = 10, population: int = 8,

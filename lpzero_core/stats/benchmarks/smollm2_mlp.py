@@ -221,6 +221,21 @@ def smollm2(rule: str = RULE) -> Parent:
     return parent_from(*smollm2_parent(), rule, parents.sha256_file(parents.smollm2_file()))
 
 
+def genes_text(genes) -> str:
+    """A row's ``genes`` column: the per-layer ratio indices joined by commas (:func:`parse_genes` reads it)."""
+    return ",".join(map(str, genes))
+
+
+def parse_genes(text: str) -> tuple[int, ...]:
+    """The genes of a row's ``genes`` column (:func:`genes_text`)."""
+    return tuple(int(g) for g in text.split(","))
+
+
+def parse_nll_windows(text: str) -> np.ndarray:
+    """The per-window summed NLLs of a row's ``nll_windows`` column (semicolon-separated, in window order)."""
+    return np.array([float(x) for x in text.split(";")])
+
+
 def measure(parent: Parent, i: int, genes, windows: list[int] | None = None) -> dict:
     """The row of sub-network ``i`` (module docstring); ``windows`` restricts the measurement to those window
     indices (a check against the committed rows; the halves then cover only those)."""
@@ -231,7 +246,7 @@ def measure(parent: Parent, i: int, genes, windows: list[int] | None = None) -> 
     seconds = time.perf_counter() - start
     per_window = parent.windows.shape[1] - 1
     row = {"id": i, "kind": kind(i), "stratum": channels.LONAS_RATIOS[genes[0]],
-           "genes": ",".join(map(str, genes)), "widths": ",".join(str(parent.widths[g]) for g in genes),
+           "genes": genes_text(genes), "widths": ",".join(str(parent.widths[g]) for g in genes),
            "params": sum(p.numel() for p in model.parameters()),
            "mlp_params": sum(p.numel() for mlp in channels.mlps(model) for p in mlp.parameters()),
            "mlp_fraction": np.mean([parent.widths[g] for g in genes]) / parent.widths[0]}
@@ -330,7 +345,7 @@ def read_rows(path: Path = ROWS) -> pd.DataFrame:
 def check_rows(rows: pd.DataFrame, genes: list[tuple[int, ...]], identity: dict, path: Path) -> None:
     """Refuse rows measured under another design, parent, rule, token count or version (one line)."""
     for row in rows.itertuples():
-        if row.id >= len(genes) or row.genes != ",".join(map(str, genes[row.id])):
+        if row.id >= len(genes) or row.genes != genes_text(genes[row.id]):
             raise LPZeroError(f"{path}: row {row.id} has genes of another design; move the file away to rebuild")
         for key, value in identity.items():
             if getattr(row, key) != value:
