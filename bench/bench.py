@@ -34,12 +34,12 @@ Sections (``--only`` picks some; every figure is measured now, none is read from
   ``linear_rows``; the cache's ``seconds``) and the baselines' three passes, and the projected extraction of all
   205 on 1 and 2 workers.
 
-* ``linear-rows`` (not in the default run: about 25 minutes) — for each benchmark that reads a fraction of its
-  linear rows (``Benchmark.linear_rows``; ``smollm2-mlp``), on ``--linear-rows-archs`` = 20 architectures evenly
-  spread over its ids: every weight and grad table entry (op1, op2), averaged over the sites as a proxy's
-  ``@mean`` reads it, from all rows and from the kept rows; per input, the Spearman ρ across the architectures
-  between the two (median, 10th percentile and minimum over the entries that vary), i.e. whether the cheaper
-  statistics keep the ranking.
+* ``linear-rows`` (not in the default run: 40 minutes on ``smollm2-mlp`` here, beside a 2-worker extraction) —
+  for each benchmark that reads a fraction of its linear rows (``Benchmark.linear_rows``; ``smollm2-mlp``), on
+  ``--linear-rows-archs`` = 20 architectures evenly spread over its ids: every weight and grad table entry
+  (op1, op2), averaged over the sites as a proxy's ``@mean`` reads it, from all rows and from the kept rows; per
+  input, the Spearman ρ across the architectures between the two (median, 10th percentile and minimum over the
+  entries that vary), i.e. whether the cheaper statistics keep the ranking.
 
 Usage: ``python bench/bench.py [--only search extract fidelity smollm2 linear-rows] [--seeds 3]
 [--json runs/bench.json]``.

@@ -445,7 +445,7 @@ def ceiling_curve(curve: pd.DataFrame, seeds: pd.DataFrame | None = None, table:
                            label=f"forest on the search split: {search[metric].iloc[0]:.3f}")
             if len(noise) and np.isfinite(noise[metric].iloc[0]):
                 ax.axhline(noise[metric].iloc[0], color="#7f7f7f", ls=":",
-                           label=f"retraining-noise ceiling: {noise[metric].iloc[0]:.3f}")
+                           label=f"noise ceiling: {noise[metric].iloc[0]:.3f}")
             if len(pair) and np.isfinite(pair[metric].iloc[0]):
                 ax.axhline(pair[metric].iloc[0], color="#9467bd", ls="-.", lw=1.2,
                            label=f"held-out oracle, weighted pair: {pair[metric].iloc[0]:.3f}")
