@@ -35,6 +35,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from lpzero_core.errors import LPZeroError
 from lpzero_core.llama.search import ONE_BATCH_LOSS, Budget, guide, random_configs, search
@@ -99,8 +100,6 @@ def compare(space: SubnetSpace, calibration: torch.Tensor, windows: torch.Tensor
     ``random (mean)`` (mean perplexity of the random allocations) and ``random (best)``. ``known``: per-window
     NLLs on ``windows`` of allocations measured before, by genes. ``progress``: a bar per budget over the
     allocations evaluated."""
-    from tqdm.auto import tqdm
-
     known, tokens = known or {}, windows.shape[1] - 1
     rows = []
     for limit in budgets:
